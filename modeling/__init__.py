@@ -1,0 +1,6 @@
+"""The shared Keras modeling package: configs, encoders for every family, checkpoint loading and losses."""
+
+from modeling.config import ModelConfig, load_config, save_config
+from modeling.encoders import build_encoder
+
+__all__ = ["ModelConfig", "build_encoder", "load_config", "save_config"]

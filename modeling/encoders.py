@@ -1,0 +1,189 @@
+"""Encoders for every supported family, with the one output interface that distillation needs.
+
+Each family is built on `official.nlp.modeling.networks` (BERT-style families on `BertEncoderV2`, MobileBERT on
+`MobileBERTEncoder`). The only change is in attention: Keras' `MultiHeadAttention` returns softmax probabilities,
+while TinyBERT's attention loss uses the scores *before* softmax, so every attention layer is switched to
+`AttentionWithLogits`, which returns the raw scaled scores instead. The output dict of every encoder is:
+
+  hidden_states:    L+1 tensors [batch, seq, hidden]; index 0 is the embedding output.
+  attention_logits: L tensors [batch, heads, seq, seq], before softmax and before masking; the masked key
+                    positions are those where `input_mask` is 0.
+  sequence_output:  hidden_states[-1].
+  pooled_output:    the pooler's output on the first token.
+"""
+
+import math
+from typing import Dict
+
+import tensorflow as tf
+import tf_keras
+from official.modeling import activations as tfm_activations
+from official.nlp.modeling import layers as tfm_layers
+from official.nlp.modeling import networks
+
+from modeling.config import APPROXIMATE_GELU, ModelConfig
+
+EncoderOutputs = Dict[str, object]
+
+
+class AttentionWithLogits(tf_keras.layers.MultiHeadAttention):
+  """`MultiHeadAttention` that returns the pre-softmax scores in place of the probabilities.
+
+  The attention output is unchanged. When called with `return_attention_scores=True`, the second output is the
+  scaled dot product `q·k/sqrt(d)` of shape [batch, heads, query, key], before the mask is applied: the softmax
+  of these logits under the mask equals the probabilities the parent class would return.
+  """
+
+  def _compute_attention(self, query, key, value, attention_mask=None, training=None):
+    query = tf.multiply(query, 1.0 / math.sqrt(float(self._key_dim)))
+    logits = tf.einsum(self._dot_product_equation, key, query)
+    probs = self._masked_softmax(logits, attention_mask)
+    probs = self._dropout_layer(probs, training=training)
+    return tf.einsum(self._combine_equation, probs, value), logits
+
+
+def _return_logits(attention_layer: tf_keras.layers.MultiHeadAttention) -> None:
+  # Swapping the class keeps the layer's name, variables and checkpoint dependencies exactly as tf-models built
+  # them; only `_compute_attention` changes.
+  if type(attention_layer) is not tf_keras.layers.MultiHeadAttention:
+    raise TypeError(f"expected a Keras MultiHeadAttention, got {type(attention_layer).__name__}")
+  attention_layer.__class__ = AttentionWithLogits
+
+
+class _LogitsTransformerBlock(tfm_layers.TransformerEncoderBlock):
+  """A `TransformerEncoderBlock` whose attention scores are logits (see `AttentionWithLogits`)."""
+
+  def build(self, input_shape):
+    super().build(input_shape)
+    _return_logits(self._attention_layer)
+
+
+def _activation(name: str):
+  if name in APPROXIMATE_GELU:
+    return tfm_activations.gelu  # The tanh approximation, registered for serialization.
+  return {"silu": "swish"}.get(name, name)  # "gelu" is tf_keras' exact erf GELU.
+
+
+class BertFamilyEncoder(networks.BertEncoderV2):
+  """`BertEncoderV2` that outputs every hidden state and every layer's attention logits.
+
+  Serves BERT, RoBERTa, TinyBERT and (with `share_layers=True` and an `embedding_width`) ALBERT. Its variables and
+  attribute names are those of `BertEncoderV2`, so TF Model Garden checkpoints of `BertEncoderV2` restore into it.
+
+  Args:
+    share_layers: use one transformer block for every layer, as ALBERT does.
+    norm_epsilon: the LayerNorm epsilon of the embeddings and every block.
+    **kwargs: `BertEncoderV2` arguments.
+  """
+
+  def __init__(self, *, share_layers: bool = False, norm_epsilon: float = 1e-12, **kwargs):
+    kwargs.pop("return_attention_scores", None)
+    kwargs.pop("return_word_embeddings", None)
+    super().__init__(return_attention_scores=True, return_word_embeddings=True, **kwargs)
+    blocks = []
+    for block in self._transformer_layers:
+      if share_layers and blocks:
+        blocks.append(blocks[0])
+        continue
+      block_config = dict(block.get_config(), norm_epsilon=norm_epsilon, return_attention_scores=True)
+      blocks.append(_LogitsTransformerBlock.from_config(block_config))
+    self._transformer_layers = blocks
+    self._embedding_norm_layer.epsilon = norm_epsilon
+    self._config.update(share_layers=share_layers, norm_epsilon=norm_epsilon)
+
+  def call(self, inputs) -> EncoderOutputs:
+    outputs = super().call(inputs)
+    return dict(hidden_states=[outputs["word_embeddings"]] + list(outputs["encoder_outputs"]),
+                attention_logits=list(outputs["attention_scores"]),
+                sequence_output=outputs["sequence_output"],
+                pooled_output=outputs["pooled_output"])
+
+  @property
+  def garden_network(self) -> tf_keras.Model:
+    """The tf-models network whose object graph TF Model Garden checkpoints follow."""
+    return self
+
+
+class MobileBertFamilyEncoder(tf_keras.Model):
+  """tf-models' `MobileBERTEncoder`, run layer by layer so that attention logits come out.
+
+  `MobileBERTEncoder` is a functional model whose graph is fixed when it is built, so this model keeps it as
+  `garden_network` (its variables, for checkpoints) and calls its embedding, transformer and pooler layers itself.
+
+  Args:
+    **kwargs: `MobileBERTEncoder` arguments.
+  """
+
+  def __init__(self, **kwargs):
+    super().__init__(name=kwargs.pop("name", "mobile_bert_encoder"))
+    self._network = networks.MobileBERTEncoder(**kwargs)
+    for layer in self._network.transformer_layers:
+      _return_logits(layer.block_layers["attention"][0])
+    self._attention_mask_layer = tfm_layers.SelfAttentionMask()
+    self._config = dict(kwargs)
+
+  @property
+  def garden_network(self) -> tf_keras.Model:
+    return self._network
+
+  def call(self, inputs) -> EncoderOutputs:
+    word_ids = inputs["input_word_ids"]
+    embeddings = self._network.embedding_layer(word_ids, inputs["input_type_ids"])
+    attention_mask = self._attention_mask_layer(embeddings, inputs["input_mask"])
+    hidden_states, attention_logits = [embeddings], []
+    x = embeddings
+    for layer in self._network.transformer_layers:
+      x, logits = layer(x, attention_mask, return_attention_scores=True)
+      hidden_states.append(x)
+      attention_logits.append(logits)
+    first_token = x[:, 0, :]
+    pooler = self._network.pooler_layer
+    pooled = pooler(first_token) if pooler is not None else first_token
+    return dict(hidden_states=hidden_states, attention_logits=attention_logits, sequence_output=x,
+                pooled_output=pooled)
+
+  def get_config(self):
+    return dict(self._config)
+
+
+def _dummy_inputs(batch: int = 1, seq: int = 4) -> Dict[str, tf.Tensor]:
+  ones = tf.ones([batch, seq], tf.int32)
+  return dict(input_word_ids=ones, input_mask=ones, input_type_ids=tf.zeros_like(ones))
+
+
+def build_encoder(config: ModelConfig) -> tf_keras.Model:
+  """Builds the encoder of `config`'s family, with freshly initialized variables.
+
+  Args:
+    config: a `ModelConfig` from `modeling.load_config`.
+
+  Returns:
+    A `tf_keras.Model` taking a dict of int32 [batch, seq] tensors `input_word_ids`, `input_mask` and
+    `input_type_ids`, and returning the dict described in this module's docstring. Its variables exist on return.
+  """
+  initializer = tf_keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+  if config.model_type == "mobilebert":
+    encoder = MobileBertFamilyEncoder(
+        word_vocab_size=config.vocab_size, word_embed_size=config.embedding_size or 128,
+        type_vocab_size=config.type_vocab_size, max_sequence_length=config.max_sequence_length,
+        num_blocks=config.num_hidden_layers, hidden_size=config.hidden_size,
+        num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
+        intermediate_act_fn=_activation(config.hidden_act), hidden_dropout_prob=config.hidden_dropout_prob,
+        attention_probs_dropout_prob=config.attention_probs_dropout_prob,
+        intra_bottleneck_size=config.intra_bottleneck_size, initializer_range=config.initializer_range,
+        use_bottleneck_attention=config.use_bottleneck_attention,
+        key_query_shared_bottleneck=config.key_query_shared_bottleneck,
+        num_feedforward_networks=config.num_feedforward_networks,
+        normalization_type=config.normalization_type, classifier_activation=True)
+  else:
+    is_albert = config.model_type == "albert"
+    encoder = BertFamilyEncoder(
+        vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads, max_sequence_length=config.max_sequence_length,
+        type_vocab_size=config.type_vocab_size, inner_dim=config.intermediate_size,
+        inner_activation=_activation(config.hidden_act), output_dropout=config.hidden_dropout_prob,
+        attention_dropout=config.attention_probs_dropout_prob, initializer=initializer,
+        embedding_width=config.embedding_size if is_albert else None, share_layers=is_albert,
+        norm_epsilon=config.layer_norm_eps)
+  encoder(_dummy_inputs())
+  return encoder
