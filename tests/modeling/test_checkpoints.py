@@ -209,6 +209,19 @@ def test_tf2_round_trip_is_bit_identical(tmp_path):
   np.testing.assert_array_equal(saved(ids)["sequence_output"].numpy(), loaded(ids)["sequence_output"].numpy())
 
 
+def test_tf2_model_garden_bert_encoder_checkpoint(tmp_path):
+  from official.nlp.modeling import networks
+  garden = networks.BertEncoder(vocab_size=40, hidden_size=16, num_layers=2, num_attention_heads=2,
+                                intermediate_size=24, max_sequence_length=12, type_vocab_size=2, activation="gelu")
+  inputs = _inputs(WORD_IDS, MASK)
+  expected = garden(inputs)[0].numpy()
+  prefix = tf.train.Checkpoint(encoder=garden).save(str(tmp_path / "ckpt"))
+  config = _tiny_config()
+  encoder = build_encoder(config)
+  restore_encoder(encoder, config, prefix)
+  np.testing.assert_allclose(encoder(inputs)["sequence_output"].numpy(), expected, atol=1e-6)
+
+
 def test_tf2_round_trip_albert_shared_layer(tmp_path):
   config = _tiny_config(model_type="albert", embedding_size=8, num_hidden_layers=3)
   saved, loaded = build_encoder(config), build_encoder(config)
