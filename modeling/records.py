@@ -113,8 +113,9 @@ def check_meta(meta: Dict[str, Any], data_dir: str, *, max_seq_length: Optional[
 
 
 def record_files(data_dir: str, split: str) -> List[str]:
-  """The TFRecord files of one split (`train`, `dev`, `test`, ...) in a data folder, sorted."""
-  found = sorted(glob.glob(os.path.join(data_dir, f"{split}*.tfrecord")))
+  """The TFRecord files of one split in a data folder: `{split}.tfrecord` or its shards `{split}-*.tfrecord`."""
+  found = sorted(glob.glob(os.path.join(data_dir, f"{split}.tfrecord")) +
+                 glob.glob(os.path.join(data_dir, f"{split}-*.tfrecord")))
   if not found:
     raise UserError(f"--data_dir: no {split}*.tfrecord files in {data_dir}")
   return found
@@ -130,7 +131,8 @@ def feature_spec(max_seq_length: int, label_dtype: Optional[tf.DType] = None) ->
 def make_dataset(filenames: Iterable[str], max_seq_length: int, batch_size: int, *,
                  label_dtype: Optional[tf.DType] = None, shuffle: bool = False, repeat: bool = False,
                  seed: Optional[int] = None, drop_remainder: bool = False,
-                 input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+                 input_context: Optional[tf.distribute.InputContext] = None,
+                 shuffle_buffer: int = 2048) -> tf.data.Dataset:
   """Batched features (and labels, when `label_dtype` is given) read from project TFRecords.
 
   Features come as int32 `[batch, max_seq_length]` tensors. With `label_dtype`, elements are
@@ -143,7 +145,7 @@ def make_dataset(filenames: Iterable[str], max_seq_length: int, batch_size: int,
   ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(4, len(filenames)),
                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   if shuffle:
-    ds = ds.shuffle(10000, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
   if repeat:
     ds = ds.repeat()
   spec = feature_spec(max_seq_length, label_dtype)

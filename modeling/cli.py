@@ -1,0 +1,118 @@
+"""What the two training scripts share at the command line: the flags they both add to the seed's, the checks on
+them, and the top-level error handling that turns bad input into one line and a non-zero exit.
+
+Importing this module defines no flags; the scripts call `define_runtime_flags` and `define_distillation_flags`.
+"""
+
+import os
+import sys
+from typing import Callable
+
+import tensorflow as tf
+from absl import app, flags, logging
+
+from modeling import config as config_lib
+from modeling import losses, records, training
+from modeling.errors import UserError
+
+
+def define_runtime_flags(default_steps_per_loop: int = 100) -> None:
+  """Flags for devices, precision, reproducibility and checkpointing."""
+  flags.DEFINE_enum("distribution_strategy", "one_device", training.STRATEGIES,
+                    "How to spread training over devices: one_device, mirrored (all local GPUs, or --cpu_devices "
+                    "logical CPUs), multi_worker_mirrored (cluster from TF_CONFIG) or tpu (with --tpu).")
+  flags.DEFINE_string("tpu", None, "TPU name or grpc:// address, for --distribution_strategy=tpu.")
+  flags.DEFINE_integer("cpu_devices", 0, "With no GPU, split the CPU into this many logical devices for "
+                       "--distribution_strategy=mirrored (0: leave devices alone).")
+  flags.DEFINE_enum("dtype", "float32", training.DTYPES,
+                    "Compute dtype: float32, bfloat16 (mixed) or float16 (mixed, with dynamic loss scaling).")
+  flags.DEFINE_integer("seed", None, "Random seed; with it a CPU run repeats exactly, also across a resume.")
+  flags.DEFINE_integer("save_checkpoint_steps", 1000, "Save a checkpoint about this often (in whole loops).")
+  flags.DEFINE_integer("keep_checkpoint_max", 3, "How many recent checkpoints to keep in output_dir/checkpoints.")
+  if "steps_per_loop" not in flags.FLAGS:
+    flags.DEFINE_integer("steps_per_loop", default_steps_per_loop,
+                         "Steps run inside one tf.function call between progress lines.")
+
+
+def define_distillation_flags() -> None:
+  """Flags for TinyBERT's intermediate-layer losses."""
+  flags.DEFINE_string("layer_map", "uniform", "Teacher layer for each student layer: 'uniform' (g(m)=m*N/M) or a "
+                      "comma-separated list of M teacher layers, 1-based, e.g. '3,6,9,12'.")
+  flags.DEFINE_enum("attention_loss", "logits_mse", losses.ATTENTION_LOSSES,
+                    "Attention term: MSE on pre-softmax logits (TinyBERT), MSE on probabilities, or KL.")
+  flags.DEFINE_enum("projection", "shared", losses.PROJECTIONS,
+                    "Width projection W_h: one shared by all layers (TinyBERT) or one per layer.")
+  flags.DEFINE_string("loss_weights", "", "Weights of the terms, e.g. 'embedding=1,hidden=1,attention=1'.")
+
+
+def check_positive(**values) -> None:
+  for name, value in values.items():
+    if value is None or value <= 0:
+      raise UserError(f"--{name} must be positive, got {value}")
+
+
+def check_path(flag: str, path: str) -> str:
+  if not path:
+    raise UserError(f"--{flag} is required")
+  if not os.path.exists(path):
+    raise UserError(f"--{flag}: not found: {path}")
+  return path
+
+
+def load_config_flag(flag: str, path: str) -> config_lib.ModelConfig:
+  check_path(flag, path)
+  try:
+    return config_lib.load_config(path)
+  except UserError as e:
+    raise UserError(f"--{flag}: {e}") from None
+
+
+def check_pair(student: config_lib.ModelConfig, teacher: config_lib.ModelConfig, layer_map_spec: str,
+               max_seq_length: int):
+  """Refuses a teacher/student pair that cannot be distilled; returns the layer map."""
+  if student.vocab_size != teacher.vocab_size:
+    raise UserError(f"student vocab_size {student.vocab_size} ({student.source}) differs from the teacher's "
+                    f"{teacher.vocab_size} ({teacher.source}); both must read the same token ids")
+  if student.num_attention_heads != teacher.num_attention_heads:
+    raise UserError(f"the attention loss compares heads one to one, but the student has "
+                    f"{student.num_attention_heads} heads ({student.source}) and the teacher "
+                    f"{teacher.num_attention_heads} ({teacher.source})")
+  for model in (student, teacher):
+    if max_seq_length > model.max_sequence_length:
+      raise UserError(f"--max_seq_length={max_seq_length} exceeds {model.source}'s "
+                      f"{model.max_sequence_length} positions")
+  return losses.parse_layer_map(layer_map_spec, teacher.num_hidden_layers, student.num_hidden_layers)
+
+
+def check_vocab_matches(meta: dict, data_dir: str, ckpt_path: str, flag: str) -> None:
+  """Refuses data tokenized with another vocab than the one shipped beside a checkpoint (when one is)."""
+  if not ckpt_path or not os.path.isdir(ckpt_path):
+    return
+  for name in ("vocab.txt", "spiece.model", "sentencepiece.model"):
+    vocab = os.path.join(ckpt_path, name)
+    if os.path.isfile(vocab) and meta.get("vocab_sha256"):
+      if records.sha256_file(vocab) != meta["vocab_sha256"]:
+        raise UserError(f"--data_dir {data_dir} was prepared with another vocab than {vocab} (--{flag}); "
+                        f"prepare the data again with that vocab")
+      return
+
+
+def run(main: Callable[[], None]) -> None:
+  """Runs `main` under absl; bad input, corrupt data and NaN losses end with one line and exit status 1."""
+
+  def wrapped(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.INFO)
+    try:
+      main()
+    except UserError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(1)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+      message = str(e.message if hasattr(e, "message") else e).strip().splitlines()[0]
+      print(f"error: could not read the input records ({type(e).__name__}: {message}); prepare the data again",
+            file=sys.stderr)
+      sys.exit(1)
+
+  app.run(wrapped)

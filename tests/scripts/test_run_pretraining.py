@@ -1,0 +1,121 @@
+"""run_pretraining.py end to end on tiny models: training, outputs, exact resume, refusals and NaN handling."""
+
+import json
+import os
+import shutil
+
+import pytest
+import tensorflow as tf
+
+from tests import tiny
+
+COMMON = ["--max_seq_length=16", "--steps_per_loop=5", "--warmup_steps=2", "--seed=7"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+  d = tmp_path_factory.mktemp("pretraining")
+  teacher_config = tiny.write_config(d / "teacher.json")
+  student_config = tiny.write_config(d / "student.json", num_hidden_layers=2, hidden_size=8, intermediate_size=16)
+  return dict(dir=d, data=tiny.pretraining_data(d / "data"), teacher_config=teacher_config,
+              student_config=student_config, teacher=tiny.save_encoder(teacher_config, d / "teacher"))
+
+
+def _args(s, out, **overrides):
+  values = dict(data_dir=s["data"], output_dir=out, config_path=s["student_config"],
+                teacher_config_path=s["teacher_config"], teacher_ckpt_path=s["teacher"], epochs=2,
+                steps_per_epoch=10, learning_rate=3e-3, save_checkpoint_steps=5, keep_checkpoint_max=10)
+  values.update(overrides)
+  return [f"--{k}={v}" for k, v in values.items()] + COMMON
+
+
+def _summary(out):
+  with open(os.path.join(out, "training_summary.json")) as f:
+    return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def full_run(setup):
+  out = str(setup["dir"] / "full")
+  result = tiny.run_script("run_pretraining.py", *_args(setup, out))
+  assert result.returncode == 0, result.stderr[-3000:]
+  return out, result
+
+
+def test_trains_and_writes_outputs(full_run):
+  out, result = full_run
+  summary = _summary(out)
+  assert summary["global_step"] == 20
+  history = summary["history"]
+  assert [h["step"] for h in history] == [5, 10, 15, 20]
+  assert history[-1]["total"] < history[0]["total"]
+  for term in ("embedding", "hidden", "attention", "total"):
+    assert term in history[-1]
+  assert tf.train.latest_checkpoint(os.path.join(out, "checkpoints")).endswith("ckpt-20")
+  assert os.listdir(os.path.join(out, "summaries", "general"))
+  with open(os.path.join(out, "config.json")) as f:
+    assert json.load(f)["num_hidden_layers"] == 2
+  assert "step 20/20" in result.stderr and "examples/s" in result.stderr and "ETA" in result.stderr
+
+
+def test_output_is_a_student_checkpoint(full_run, setup):
+  from modeling import load_encoder
+  encoder = load_encoder(setup["student_config"], full_run[0])
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(full_run[0], "checkpoints")))
+  key = "encoder/_embedding_layer/embeddings/.ATTRIBUTES/VARIABLE_VALUE"
+  assert (encoder.garden_network._embedding_layer.embeddings.numpy() == reader.get_tensor(key)).all()
+
+
+def test_resume_matches_uninterrupted_run(full_run, setup):
+  out = str(setup["dir"] / "resumed")
+  shutil.copytree(full_run[0], out)
+  ckpt_dir = os.path.join(out, "checkpoints")
+  for name in os.listdir(ckpt_dir):  # Pretend the run stopped right after saving step 10.
+    if name.startswith(("ckpt-15", "ckpt-20")):
+      os.remove(os.path.join(ckpt_dir, name))
+  tf.compat.v1.train.update_checkpoint_state(ckpt_dir, os.path.join(ckpt_dir, "ckpt-10"),
+                                             [os.path.join(ckpt_dir, "ckpt-5"), os.path.join(ckpt_dir, "ckpt-10")])
+  os.remove(os.path.join(out, "training_summary.json"))
+  result = tiny.run_script("run_pretraining.py", *_args(setup, out))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "resumed from" in result.stderr
+  resumed = _summary(out)
+  assert resumed["resumed_from_step"] == 10 and resumed["global_step"] == 20
+  uninterrupted = {h["step"]: h for h in _summary(full_run[0])["history"]}
+  for h in resumed["history"]:
+    for term in ("embedding", "hidden", "attention", "total"):
+      assert h[term] == pytest.approx(uninterrupted[h["step"]][term], rel=1e-5), (h["step"], term)
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(setup):
+  out = str(setup["dir"] / "nan")
+  result = tiny.run_script("run_pretraining.py", *_args(setup, out, learning_rate=1e30, epochs=1))
+  assert result.returncode == 1
+  line = result.stderr.strip().splitlines()[-1]
+  assert line.startswith("error:") and "non-finite at step" in line and "last good checkpoint" in line
+  assert not os.path.exists(os.path.join(out, "training_summary.json"))
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(max_seq_length=32), "max_seq_length=32 but"),
+    (dict(layer_map="1,2,3"), "has 3 entries; the student has 2 layers"),
+    (dict(teacher_ckpt_path="/nonexistent/teacher"), "--teacher_ckpt_path: not found"),
+    (dict(config_path="VOCAB"), "vocab_size 99"),
+    (dict(config_path="HEADS"), "the student has 4 heads"),
+])
+def test_refusals(setup, overrides, message):
+  d = setup["dir"]
+  if overrides.get("config_path") == "VOCAB":
+    overrides["config_path"] = tiny.write_config(d / "vocab99.json", vocab_size=99, num_hidden_layers=2)
+  if overrides.get("config_path") == "HEADS":
+    overrides["config_path"] = tiny.write_config(d / "heads4.json", num_attention_heads=4, num_hidden_layers=2)
+  args = [a for a in _args(setup, str(d / "refused")) if not a.startswith("--max_seq_length")]
+  args = [a for a in args if not any(a.startswith(f"--{k}=") for k in overrides)]
+  args += [f"--{k}={v}" for k, v in overrides.items()]
+  if "max_seq_length" not in overrides:
+    args.append("--max_seq_length=16")
+  result = tiny.run_script("run_pretraining.py", *args)
+  assert result.returncode == 1
+  assert "Traceback" not in result.stderr
+  assert message in result.stderr.strip().splitlines()[-1]
+  assert not os.path.exists(os.path.join(d / "refused", "checkpoints"))

@@ -1,0 +1,82 @@
+"""Tiny models and data for the script tests: small enough to train for a few steps in seconds."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+TINY = dict(model_type="bert", vocab_size=120, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+            intermediate_size=32, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+            max_position_embeddings=64, type_vocab_size=2, initializer_range=0.02)
+
+
+def write_config(path, **overrides):
+  with open(path, "w") as f:
+    json.dump(dict(TINY, **overrides), f)
+  return str(path)
+
+
+def write_records(data_dir, split, num_examples, seq_len, vocab_size=120, num_labels=None, seed=0, **meta_fields):
+  """Random but learnable records: the label is whether token 5 appears in the sequence."""
+  from modeling import records
+  rng = np.random.default_rng(seed)
+  os.makedirs(data_dir, exist_ok=True)
+  with records.RecordWriter(os.path.join(data_dir, f"{split}.tfrecord")) as writer:
+    for _ in range(num_examples):
+      length = int(rng.integers(4, seq_len + 1))
+      ids = [2] + list(rng.integers(6, vocab_size, length - 2)) + [3]
+      label = None
+      if num_labels:
+        label = int(rng.integers(0, num_labels))
+        if label:
+          ids[int(rng.integers(1, length - 1))] = 5
+      pad = seq_len - length
+      writer.write(records.serialize_example(ids + [0] * pad, [1] * length + [0] * pad, [0] * seq_len, label))
+  return os.path.join(data_dir, f"{split}.tfrecord")
+
+
+def pretraining_data(data_dir, num_examples=64, seq_len=16):
+  from modeling import records
+  write_records(data_dir, "train", num_examples, seq_len)
+  records.write_meta(str(data_dir), {"kind": "pretraining", "max_seq_length": seq_len, "tokenizer": "wordpiece",
+                                     "vocab_sha256": "0" * 64, "vocab_size": 120, "do_lower_case": True,
+                                     "num_examples": num_examples, "files": ["train.tfrecord"]})
+  return str(data_dir)
+
+
+def task_data(data_dir, train=96, dev=32, seq_len=16, num_labels=2):
+  from modeling import records
+  counts = {"train": train, "dev": dev, "test": dev}
+  for i, (split, n) in enumerate(counts.items()):
+    write_records(data_dir, split, n, seq_len, num_labels=num_labels, seed=i)
+  records.write_meta(str(data_dir), {
+      "kind": "finetuning", "task_name": "tiny", "task_type": "classification",
+      "label_list": [str(i) for i in range(num_labels)], "num_labels": num_labels, "metric": "accuracy",
+      "primary_metric": "accuracy", "num_examples": counts,
+      "record_files": {s: f"{s}.tfrecord" for s in counts}, "test_has_labels": True, "max_seq_length": seq_len,
+      "tokenizer": "wordpiece", "vocab_sha256": "0" * 64, "vocab_size": 120, "do_lower_case": True})
+  return str(data_dir)
+
+
+def save_encoder(config_path, out_dir, seed=1):
+  """A randomly initialised encoder saved as a TF2 checkpoint folder, like a Model Garden export."""
+  import tensorflow as tf
+
+  from modeling import build_encoder, load_config
+  tf.random.set_seed(seed)
+  encoder = build_encoder(load_config(config_path))
+  os.makedirs(out_dir, exist_ok=True)
+  manager = tf.train.CheckpointManager(tf.train.Checkpoint(encoder=encoder.garden_network), str(out_dir), 1)
+  manager.save()
+  return str(out_dir)
+
+
+def run_script(script, *args, env=None, timeout=600):
+  """Runs a repo script as a user would; returns the CompletedProcess (stdout+stderr captured)."""
+  full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+  return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], capture_output=True, text=True,
+                        cwd=ROOT, env=full_env, timeout=timeout)
