@@ -1,0 +1,104 @@
+"""The teacher-output cache replays exactly what the live teacher computes, and stops calling it after pass 1."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modeling import teacher_cache
+from modeling.config import ModelConfig
+from modeling.errors import UserError
+from modeling.models import build_task_model
+from tests.tiny import TINY
+
+LAYER_MAP = [2, 4]
+SEQ = 8
+
+
+def _teacher(seed=0):
+  tf.random.set_seed(seed)
+  return build_task_model(ModelConfig(**TINY), num_labels=3)
+
+
+def _dataset(num_examples=10, batch=4):
+  rng = np.random.default_rng(0)
+  lengths = rng.integers(3, SEQ + 1, num_examples)
+  mask = (np.arange(SEQ)[None, :] < lengths[:, None]).astype(np.int32)
+  features = {"input_word_ids": (rng.integers(1, TINY["vocab_size"], (num_examples, SEQ)) * mask).astype(np.int32),
+              "input_mask": mask, "input_type_ids": np.zeros((num_examples, SEQ), np.int32)}
+  labels = rng.integers(0, 3, num_examples).astype(np.int32)
+  return tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch)
+
+
+def _live(teacher, dataset):
+  return [(features, teacher(features, training=False)) for features, _ in dataset]
+
+
+def _assert_matches_live(cached, live):
+  batches = list(cached)
+  assert len(batches) == len(live)
+  for (features, _, outputs), (live_features, live_outputs) in zip(batches, live):
+    np.testing.assert_array_equal(features["input_word_ids"], live_features["input_word_ids"])
+    np.testing.assert_allclose(outputs["logits"], live_outputs["logits"], rtol=1e-5, atol=1e-6)
+    assert len(outputs["hidden_states"]) == len(LAYER_MAP) + 1
+    for cached_hidden, g in zip(outputs["hidden_states"], [0] + LAYER_MAP):
+      np.testing.assert_allclose(cached_hidden, live_outputs["hidden_states"][g], rtol=1e-5, atol=1e-6)
+    assert len(outputs["attention_logits"]) == len(LAYER_MAP)
+    for cached_attention, g in zip(outputs["attention_logits"], LAYER_MAP):
+      np.testing.assert_allclose(cached_attention, live_outputs["attention_logits"][g - 1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("storage", ["memory", "folder"])
+def test_cached_outputs_equal_live_teacher_and_survive_a_changed_teacher(tmp_path, storage):
+  teacher = _teacher()
+  dataset = _dataset()
+  live = _live(teacher, dataset)
+  cached = teacher_cache.cache_teacher_outputs(teacher, dataset, LAYER_MAP, ("logits", "hidden", "attention"),
+                                               storage="memory" if storage == "memory" else str(tmp_path))
+  _assert_matches_live(cached, live)  # First pass: computed by the teacher.
+  # Wreck the teacher: the second pass must still give the first pass's outputs, so it reads the cache.
+  for variable in teacher.variables:
+    variable.assign(tf.zeros_like(variable))
+  _assert_matches_live(cached, live)
+  if storage == "folder":
+    assert glob.glob(os.path.join(tmp_path, "teacher_outputs-*.index"))
+
+
+def test_folder_cache_is_keyed_by_teacher_weights(tmp_path):
+  dataset = _dataset()
+  first = _teacher(seed=0)
+  list(teacher_cache.cache_teacher_outputs(first, dataset, storage=str(tmp_path)))
+  other = _teacher(seed=1)
+  cached = teacher_cache.cache_teacher_outputs(other, dataset, storage=str(tmp_path))
+  for (_, _, outputs), (_, live_outputs) in zip(cached, _live(other, dataset)):
+    np.testing.assert_allclose(outputs["logits"], live_outputs["logits"], rtol=1e-5, atol=1e-6)
+  assert len(glob.glob(os.path.join(tmp_path, "teacher_outputs-*.index"))) == 2
+
+
+def test_logits_only_and_bfloat16_storage():
+  teacher = _teacher()
+  dataset = _dataset()
+  cached = teacher_cache.cache_teacher_outputs(teacher, dataset, LAYER_MAP, ("logits", "hidden"),
+                                               dtype=tf.bfloat16)
+  (_, _, outputs), (_, live_outputs) = next(iter(cached)), _live(teacher, dataset)[0]
+  assert set(outputs) == {"logits", "hidden_states"}
+  assert outputs["logits"].dtype == tf.float32 and outputs["hidden_states"][0].dtype == tf.bfloat16
+  np.testing.assert_allclose(tf.cast(outputs["hidden_states"][1], tf.float32), live_outputs["hidden_states"][2],
+                             rtol=1e-2, atol=1e-2)
+  assert teacher_cache.cached_layer_map(LAYER_MAP) == [1, 2]
+
+
+def test_size_estimate():
+  size = teacher_cache.estimate_cache_bytes(10, 128, num_labels=2, hidden_size=384, num_heads=12,
+                                            num_mapped_layers=4, what=("logits", "hidden", "attention"))
+  assert size == 10 * (2 * 4 + 5 * 128 * 384 * 4 + 4 * 12 * 128 * 128 * 4)
+
+
+def test_refuses_unknown_parts_and_missing_layer_map():
+  teacher, dataset = _teacher(), _dataset()
+  with pytest.raises(UserError, match="cannot cache \\['probs'\\]"):
+    teacher_cache.cache_teacher_outputs(teacher, dataset, what=("probs",))
+  with pytest.raises(UserError, match="needs the layer map"):
+    teacher_cache.cache_teacher_outputs(teacher, dataset, what=("attention",))
