@@ -106,7 +106,9 @@ def main():
                                  seed=FLAGS.seed, drop_remainder=True)
   loop = training.TrainLoop(
       strategy=strategy, loss_fn=loss_fn,
-      variables_fn=lambda: student.trainable_variables + distillation.trainable_variables,
+      # The pooler is outside every intermediate loss, so it is not trained here.
+      variables_fn=lambda: [v for v in student.trainable_variables if "pooler" not in v.name]
+      + distillation.trainable_variables,
       optimizer=optimizer, dataset=dataset, output_dir=FLAGS.output_dir, global_batch_size=FLAGS.batch_size,
       checkpoint_objects={"encoder": student.garden_network, "projection": distillation},
       steps_per_loop=FLAGS.steps_per_loop, save_checkpoint_steps=FLAGS.save_checkpoint_steps,

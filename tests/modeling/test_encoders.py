@@ -1,0 +1,100 @@
+"""Every family's encoder: output lengths and shapes, and attention logits that are the layer's pre-softmax scores."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from modeling import build_encoder
+from modeling.config import config_from_dict
+from modeling.encoders import AttentionWithLogits
+
+BASE = dict(vocab_size=60, hidden_size=16, num_hidden_layers=3, num_attention_heads=4, intermediate_size=24,
+            hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=40,
+            type_vocab_size=2, initializer_range=0.02)
+FAMILIES = {
+    "bert": {},
+    "tinybert": {},
+    "roberta": dict(type_vocab_size=1, pad_token_id=1, max_position_embeddings=42, layer_norm_eps=1e-5),
+    "albert": dict(embedding_size=8, hidden_act="gelu_new"),
+    "mobilebert": dict(hidden_size=32, true_hidden_size=16, intra_bottleneck_size=16, embedding_size=8,
+                       num_feedforward_networks=2, hidden_act="relu"),
+}
+
+
+def _inputs(batch=2, seq=9, type_ids=True):
+  rng = np.random.default_rng(0)
+  ids = rng.integers(2, 60, (batch, seq))
+  mask = np.ones((batch, seq), np.int32)
+  mask[1, 5:] = 0
+  types = np.zeros((batch, seq), np.int32)
+  if type_ids:
+    types[:, 4:] = 1
+  return dict(input_word_ids=tf.constant(ids, tf.int32), input_mask=tf.constant(mask),
+              input_type_ids=tf.constant(types))
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def family(request):
+  config = config_from_dict(dict(BASE, model_type=request.param, **FAMILIES[request.param]))
+  return request.param, config, build_encoder(config)
+
+
+def test_output_lengths_and_shapes(family):
+  name, config, encoder = family
+  inputs = _inputs(type_ids=config.type_vocab_size > 1)
+  outputs = encoder(inputs, training=False)
+  width = config.hidden_size
+  assert len(outputs["hidden_states"]) == config.num_hidden_layers + 1
+  assert len(outputs["attention_logits"]) == config.num_hidden_layers
+  for hidden in outputs["hidden_states"]:
+    assert hidden.shape == (2, 9, width)
+  for logits in outputs["attention_logits"]:
+    assert logits.shape == (2, config.num_attention_heads, 9, 9)
+  np.testing.assert_array_equal(outputs["sequence_output"], outputs["hidden_states"][-1])
+  assert outputs["pooled_output"].shape == (2, width)
+
+
+def _attention_layers(encoder):
+  return [layer for layer in encoder.submodules if isinstance(layer, AttentionWithLogits)]
+
+
+def test_softmax_of_logits_under_mask_equals_layer_probabilities(family):
+  name, config, encoder = family
+  inputs = _inputs(type_ids=config.type_vocab_size > 1)
+  logits = encoder(inputs, training=False)["attention_logits"]
+  layers = _attention_layers(encoder)
+  assert layers, "no attention layer returns logits"
+  for layer in layers:  # The stock Keras layer returns softmax probabilities from the same call.
+    layer.__class__ = tf_keras.layers.MultiHeadAttention
+  try:
+    probabilities = encoder(inputs, training=False)["attention_logits"]
+  finally:
+    for layer in layers:
+      layer.__class__ = AttentionWithLogits
+  key_mask = inputs["input_mask"].numpy()[:, None, None, :].astype(bool)
+  for z, p in zip(logits, probabilities):
+    z = np.where(key_mask, z.numpy().astype(np.float64), -np.inf)
+    expected = np.exp(z - z.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    np.testing.assert_allclose(p.numpy(), expected, atol=1e-6)
+    assert not np.allclose(p.numpy(), np.where(key_mask, z, 0))  # Logits are not probabilities.
+
+
+def test_albert_shares_one_block_across_depth():
+  config = config_from_dict(dict(BASE, model_type="albert", embedding_size=8))
+  encoder = build_encoder(config)
+  blocks = encoder._transformer_layers
+  assert len(blocks) == 3 and all(block is blocks[0] for block in blocks)
+  bert = build_encoder(config_from_dict(dict(BASE, model_type="bert")))
+  assert len(encoder.trainable_variables) < len(bert.trainable_variables)
+
+
+def test_exact_and_approximate_gelu_differ():
+  exact = build_encoder(config_from_dict(dict(BASE, model_type="bert")))
+  approx = build_encoder(config_from_dict(dict(BASE, model_type="bert", hidden_act="gelu_new")))
+  approx.set_weights(exact.get_weights())
+  inputs = _inputs()
+  a = exact(inputs, training=False)["sequence_output"].numpy()
+  b = approx(inputs, training=False)["sequence_output"].numpy()
+  assert 0 < np.abs(a - b).max() < 1e-2
