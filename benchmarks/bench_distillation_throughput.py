@@ -1,0 +1,289 @@
+r"""General-distillation training throughput: MiniLM-L6 (frozen teacher) → TinyBERT4, side by side in one run.
+
+Each configuration runs the project's own training step, `modeling.training.TrainLoop` over the loss that
+run_pretraining.py builds (teacher forward, student forward/backward, `IntermediateDistillation`, AdamW from
+`make_optimizer`), on a constant synthetic batch (random weights and ids: speed does not depend on them). Thread
+settings must be fixed before TensorFlow starts, so every configuration runs in a fresh subprocess; the first one
+listed is the baseline that the others are compared with. Each subprocess first measures the float32 matmul peak
+with its own thread settings (a tf.function of chained 2048×2048 float32 matmuls, best of several calls), so the
+fraction of peak is taken against what the machine delivers at that moment.
+
+FLOP count (multiply-add = 2 FLOPs), per token and per transformer layer of width h, FFN width i, sequence s:
+  matmuls    2·(4·h² + 2·h·i)   Q, K, V and output projections (4·h²) and the two FFN matmuls (2·h·i)
+  attention  2·2·s·h            scores Q·Kᵀ and context P·V over all heads
+  per step   tokens · [1 · L_T·f(h_T, i_T) + 3 · L_S·f(h_S, i_S)]
+The teacher only runs forward (×1); the student runs forward and backward (×3: the backward pass costs two forward
+passes). Not counted: embeddings, the pooler, the W_h projection (312→384), softmax, GELU, LayerNorm, dropout,
+the losses and the optimizer update. At batch 32, seq 128 this is 211.8 GFLOP per step
+(teacher 91.8 GFLOP, student 3 × 39.9 GFLOP).
+
+Usage:
+  python3 benchmarks/bench_distillation_throughput.py [--steps 2] [--loops 2] [--batch_size 32] \
+      [--configs fp32,fp32_xla,bf16,fp32_intra2_inter1] [--profile]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+TEACHER_CONFIG = os.path.join(ROOT, "configs", "minilm_l6_h384.json")
+STUDENT_CONFIG = os.path.join(ROOT, "configs", "tinybert_4l_312.json")
+
+# name -> (dtype, jit_compile, intra_op_threads, inter_op_threads); 0 threads leaves TF's default.
+CONFIGS = {
+    "fp32": ("float32", False, 0, 0),
+    "fp32_xla": ("float32", True, 0, 0),
+    "bf16": ("bfloat16", False, 0, 0),
+    "bf16_xla": ("bfloat16", True, 0, 0),
+    "fp32_intra1": ("float32", False, 1, 1),
+    "fp32_intra2_inter1": ("float32", False, 2, 1),
+    "fp32_xla_intra2_inter1": ("float32", True, 2, 1),
+}
+LAYER_MAP = "2,3,4,6"  # 6 teacher layers onto 4: no uniform map exists.
+DEFAULT_CONFIGS = "fp32,fp32_xla,bf16,fp32_intra2_inter1"
+
+
+def machine_info() -> dict:
+  """CPU model, core count, TF version, date and the 1/5/15-minute load averages, for every results file."""
+  import tensorflow as tf
+  cpu = "unknown"
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+  except OSError:
+    pass
+  return {"cpu_model": cpu, "cpu_count": os.cpu_count(), "tensorflow": tf.__version__,
+          "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+          "load_average_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def save_results(name: str, result: dict) -> str:
+  """Adds the end-of-run load average, prints the JSON and writes benchmarks/results/<name>.json atomically."""
+  from modeling import files
+  result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+  os.makedirs(RESULTS_DIR, exist_ok=True)
+  path = os.path.join(RESULTS_DIR, f"{name}.json")
+  files.write_json(path, result)
+  print(json.dumps(result, indent=2, sort_keys=True))
+  return path
+
+
+def layer_flops(hidden: int, intermediate: int, seq: int) -> int:
+  """Forward FLOPs of one transformer layer per token: 2·(4·h² + 2·h·i) + 2·2·s·h."""
+  return 2 * (4 * hidden * hidden + 2 * hidden * intermediate) + 2 * 2 * seq * hidden
+
+
+def step_flops(teacher, student, batch: int, seq: int) -> dict:
+  """FLOPs of one distillation step as counted in the module docstring."""
+  tokens = batch * seq
+  teacher_flops = tokens * teacher.num_hidden_layers * layer_flops(teacher.hidden_size, teacher.intermediate_size, seq)
+  student_forward = tokens * student.num_hidden_layers * layer_flops(student.hidden_size, student.intermediate_size,
+                                                                     seq)
+  return {"teacher_forward": teacher_flops, "student_forward": student_forward,
+          "total": teacher_flops + 3 * student_forward}
+
+
+def matmul_peak(size: int = 2048, chain: int = 8, repeats: int = 5) -> float:
+  """Best float32 matmul rate in FLOP/s: `chain` dependent [size, size] matmuls in one tf.function."""
+  import tensorflow as tf
+  a = tf.random.normal([size, size])
+  b = tf.random.normal([size, size]) / size
+
+  @tf.function
+  def chained(x, y):
+    for _ in range(chain):
+      x = tf.matmul(x, y)
+    return x
+
+  chained(a, b).numpy()
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    chained(a, b).numpy()
+    best = min(best, time.perf_counter() - start)
+  return chain * 2 * size ** 3 / best
+
+
+def measure(name: str, batch: int, seq: int, steps: int, loops: int) -> dict:
+  """Runs one configuration in this process; returns its measurements."""
+  dtype, jit_compile, intra, inter = CONFIGS[name]
+  import tensorflow as tf
+  if intra:
+    tf.config.threading.set_intra_op_parallelism_threads(intra)
+  if inter:
+    tf.config.threading.set_inter_op_parallelism_threads(inter)
+  from modeling import load_config, training
+  from modeling.encoders import build_encoder
+  from modeling.losses import IntermediateDistillation, parse_layer_map
+
+  peak = matmul_peak()
+  training.configure_determinism(0)
+  teacher_config, student_config = load_config(TEACHER_CONFIG), load_config(STUDENT_CONFIG)
+  strategy = training.make_strategy("one_device")
+  training.set_dtype(dtype)
+  layer_map = parse_layer_map(LAYER_MAP, teacher_config.num_hidden_layers, student_config.num_hidden_layers)
+  total_steps = steps * (loops + 1)
+  with strategy.scope():
+    teacher = build_encoder(teacher_config)
+    teacher.trainable = False
+    student = build_encoder(student_config)
+    distillation = IntermediateDistillation(student_config.hidden_size, teacher_config.hidden_size, layer_map,
+                                            initializer_range=student_config.initializer_range)
+    optimizer = training.make_optimizer(5e-5, total_steps, 0, dtype)
+
+  def loss_fn(features, is_training):  # The loss of run_pretraining.py.
+    teacher_outputs = teacher(features, training=False)
+    student_outputs = student(features, training=is_training)
+    return distillation(student_outputs, teacher_outputs, features["input_mask"])
+
+  rng = tf.random.Generator.from_seed(0)
+  features = {"input_word_ids": rng.uniform([batch, seq], 0, teacher_config.vocab_size, tf.int32),
+              "input_mask": tf.ones([batch, seq], tf.int32), "input_type_ids": tf.zeros([batch, seq], tf.int32)}
+  dataset = tf.data.Dataset.from_tensors(features).repeat()
+  with tempfile.TemporaryDirectory() as output_dir:
+    loop = training.TrainLoop(
+        strategy=strategy, loss_fn=loss_fn,
+        variables_fn=lambda: student.trainable_variables + distillation.trainable_variables,
+        optimizer=optimizer, dataset=dataset, checkpoint_objects={"encoder": student, "projection": distillation},
+        output_dir=output_dir, global_batch_size=batch, steps_per_loop=steps, save_checkpoint_steps=10 ** 9,
+        models=[student], name=name, jit_compile=jit_compile)
+    start = time.perf_counter()
+    loop.run(steps)  # Traces (and with XLA compiles) the step; not timed.
+    warmup_seconds = time.perf_counter() - start
+    loop.run(total_steps)
+    rates = [h["examples_per_second"] for h in loop.history[1:]]
+    final_loss = loop.history[-1]["total"]
+  flops = step_flops(teacher_config, student_config, batch, seq)
+  examples_per_second = max(rates)
+  achieved = examples_per_second / batch * flops["total"]
+  return {"config": name, "dtype": dtype, "jit_compile": jit_compile,
+          "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+          "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+          "examples_per_second": round(examples_per_second, 3),
+          "examples_per_second_per_loop": [round(r, 3) for r in rates],
+          "seconds_per_step": round(batch / examples_per_second, 3),
+          "achieved_gflops": round(achieved / 1e9, 2), "matmul_peak_gflops": round(peak / 1e9, 2),
+          "fraction_of_peak": round(achieved / peak, 3), "warmup_seconds": round(warmup_seconds, 1),
+          "final_loss": round(final_loss, 4), "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def run_worker(name: str, args, profile_path=None) -> dict:
+  command = [sys.executable, os.path.abspath(__file__), "--worker", name, "--batch_size", str(args.batch_size),
+             "--seq_length", str(args.seq_length), "--steps", str(args.steps), "--loops", str(args.loops)]
+  if profile_path:
+    py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    command = [py_spy, "record", "--native", "--format", "raw", "--rate", "50", "-o", profile_path, "--"] + command
+  completed = subprocess.run(command, check=False, capture_output=True, text=True)
+  lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+  if completed.returncode or not lines:
+    print(f"# {name} failed:\n{completed.stderr[-3000:]}", file=sys.stderr)
+    return {"config": name, "error": completed.stderr.strip().splitlines()[-1][:500] if completed.stderr else "no output"}
+  return json.loads(lines[-1][len("RESULT "):])
+
+
+# Leaf-frame substrings → where the time goes, checked in order.
+PROFILE_BUCKETS = [
+    ("matmul (oneDNN/Eigen GEMM)", ("gemm", "brgemm", "jit_avx512_core_f32", "sgemm", "dnnl", "matmul", "contraction",
+                                    "xsmm", "EigenContraction", "TensorContraction", "gebp")),
+    ("XLA-compiled code", ("__xla_", "xla::cpu", "jit__")),
+    ("elementwise/Eigen (GELU, softmax, LayerNorm, Adam)", ("Eigen", "Tensor", "erf", "exp", "tanh")),
+    ("threading/idle", ("futex", "sched_yield", "pthread", "WaitForWork", "ThreadPool", "epoll", "nanosleep")),
+    ("Python", (".py",)),
+]
+
+
+def summarize_profile(path: str, top: int = 12) -> dict:
+  """Buckets py-spy's collapsed stacks by their leaf frame; also lists the heaviest leaf functions."""
+  buckets, leaves, total = {}, {}, 0
+  with open(path) as f:
+    for line in f:
+      stack, _, count = line.rstrip("\n").rpartition(" ")
+      if not count.isdigit():
+        continue
+      count = int(count)
+      total += count
+      frames = stack.split(";")
+      leaf = frames[-1].split(" (")[0][:120]
+      leaves[leaf] = leaves.get(leaf, 0) + count
+      bucket = next((name for name, keys in PROFILE_BUCKETS if any(k in frames[-1] for k in keys)), "other")
+      buckets[bucket] = buckets.get(bucket, 0) + count
+  share = lambda n: round(n / max(total, 1), 3)
+  return {"samples": total, "buckets": {k: share(v) for k, v in sorted(buckets.items(), key=lambda kv: -kv[1])},
+          "top_leaf_functions": {k: share(v) for k, v in sorted(leaves.items(), key=lambda kv: -kv[1])[:top]}}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--batch_size", type=int, default=32)
+  parser.add_argument("--seq_length", type=int, default=128)
+  parser.add_argument("--steps", type=int, default=2, help="Steps per timed tf.function call (one loop).")
+  parser.add_argument("--loops", type=int, default=2, help="Timed loops per configuration; the best counts.")
+  parser.add_argument("--configs", default=DEFAULT_CONFIGS,
+                      help=f"Comma-separated, baseline first; known: {', '.join(CONFIGS)}.")
+  parser.add_argument("--profile", action="store_true",
+                      help="Also profile the baseline and the fastest configuration with py-spy --native.")
+  parser.add_argument("--worker", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.worker:
+    print("RESULT " + json.dumps(measure(args.worker, args.batch_size, args.seq_length, args.steps, args.loops)))
+    return
+  names = [n for n in args.configs.split(",") if n]
+  unknown = [n for n in names if n not in CONFIGS]
+  if unknown or not names:
+    sys.exit(f"error: --configs: unknown {unknown}; known: {', '.join(CONFIGS)}")
+  if min(args.batch_size, args.seq_length, args.steps, args.loops) <= 0:
+    sys.exit("error: --batch_size, --seq_length, --steps and --loops must be positive")
+
+  from modeling import load_config
+  result = machine_info()
+  result.update(batch_size=args.batch_size, seq_length=args.seq_length, steps_per_loop=args.steps,
+                loops=args.loops, teacher=os.path.relpath(TEACHER_CONFIG, ROOT),
+                student=os.path.relpath(STUDENT_CONFIG, ROOT),
+                flops_per_step=step_flops(load_config(TEACHER_CONFIG), load_config(STUDENT_CONFIG),
+                                          args.batch_size, args.seq_length),
+                command="python3 " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]))
+  runs = []
+  for name in names:
+    runs.append(run_worker(name, args))
+    if "error" in runs[-1]:
+      continue
+    print(f"# {name}: {runs[-1]['examples_per_second']:.2f} examples/s, "
+          f"{runs[-1]['fraction_of_peak']:.0%} of the {runs[-1]['matmul_peak_gflops']:.0f} GFLOP/s matmul peak",
+          file=sys.stderr, flush=True)
+  if "error" in runs[0]:
+    sys.exit(f"error: the baseline {names[0]} failed: {runs[0]['error']}")
+  baseline = runs[0]["examples_per_second"]
+  for run in runs:
+    if "error" not in run:
+      run["speedup_vs_baseline"] = round(run["examples_per_second"] / baseline, 3)
+  result["baseline"] = names[0]
+  result["runs"] = runs
+  if args.profile:
+    best = max(runs, key=lambda r: r.get("examples_per_second", 0))["config"]
+    result["profiles"] = {}
+    for name in dict.fromkeys([names[0], best]):
+      with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "profile.txt")
+        run_worker(name, args, profile_path=path)
+        result["profiles"][name] = summarize_profile(path)
+  save_results("distillation_throughput", result)
+  best = max(runs, key=lambda r: r.get("examples_per_second", 0))
+  print(f"distillation throughput (batch {args.batch_size}, seq {args.seq_length}): baseline {names[0]} "
+        f"{baseline:.2f} ex/s ({runs[0]['fraction_of_peak']:.0%} of matmul peak); best {best['config']} "
+        f"{best['examples_per_second']:.2f} ex/s = {best['speedup_vs_baseline']:.2f}x, "
+        f"{best['achieved_gflops']:.1f} GFLOP/s = {best['fraction_of_peak']:.0%} of the "
+        f"{best['matmul_peak_gflops']:.0f} GFLOP/s fp32 matmul peak; load {result['load_average_start'][0]}")
+
+
+if __name__ == "__main__":
+  main()
