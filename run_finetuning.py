@@ -27,7 +27,7 @@ from absl import flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from modeling import cli, files, losses, records, training  # noqa: E402
+from modeling import cli, files, losses, records, teacher_cache, training  # noqa: E402
 from modeling.errors import UserError  # noqa: E402
 
 flags.DEFINE_string("task_name", None, "The task the data was prepared for (see prepare_dataset/).")
@@ -56,6 +56,11 @@ flags.DEFINE_string("vocab_file", None, "Vocab (or SentencePiece model) for the 
                     "defaults to the vocab beside --ckpt_path or --teacher_ckpt_path when there is one.")
 flags.DEFINE_string("export_dir", None, "Where to write the SavedModel (default: output_dir/saved_model; '-' skips).")
 flags.DEFINE_bool("export_tflite", False, "Also write output_dir/model.tflite (token-id inputs).")
+flags.DEFINE_enum("cache_teacher_outputs", "none", ["none", "logits", "all"],
+                  "Compute the frozen teacher's outputs once and reuse them in later epochs: 'logits' for stage 2, "
+                  "'all' adds the mapped hidden states and attention logits for stage 1 (large: see README). "
+                  "Batches are then shuffled as whole batches.")
+flags.DEFINE_string("teacher_cache_dir", None, "Folder for the teacher-output cache (default: in memory).")
 cli.define_distillation_flags()
 cli.define_runtime_flags(default_steps_per_loop=50)
 
@@ -261,6 +266,22 @@ def _export(model, output_dir, tokenizer, regression):
   return export_dir
 
 
+def _train_dataset(stage, teacher, layer_map, train_file, label_dtype, steps_per_epoch):
+  """The repeated training batches; with a teacher-output cache, each batch also carries the teacher's outputs."""
+  what = {"prediction": ("logits",), "intermediate": ("hidden", "attention")}.get(stage)
+  cached = FLAGS.cache_teacher_outputs == "all" or (FLAGS.cache_teacher_outputs == "logits" and stage == "prediction")
+  if teacher is None or not what or not cached:
+    return records.make_dataset([train_file], FLAGS.max_seq_length, FLAGS.batch_size, label_dtype=label_dtype,
+                                shuffle=True, repeat=True, seed=FLAGS.seed, drop_remainder=True)
+  # The cache replays its first pass, so the pass it records must be in file order: shuffling comes after it.
+  ordered = records.make_dataset([train_file], FLAGS.max_seq_length, FLAGS.batch_size, label_dtype=label_dtype,
+                                 drop_remainder=True)
+  cached_batches = teacher_cache.cache_teacher_outputs(
+      teacher, ordered, layer_map, what, storage=FLAGS.teacher_cache_dir or "memory",
+      cache_key=f"{records.sha256_file(train_file)}-{FLAGS.batch_size}")
+  return cached_batches.shuffle(steps_per_epoch, seed=FLAGS.seed, reshuffle_each_iteration=True).repeat()
+
+
 def main():
   student_config, teacher_config, layer_map, weights, meta, split_files = _validate()
   import tensorflow as tf
@@ -300,12 +321,13 @@ def main():
 
   def make_loss_fn(stage):
     def loss_fn(batch, is_training):
-      features, labels = batch
+      features, labels = batch[:2]
       outputs = student(features, training=is_training)
       if stage == "finetune":
         loss = gold_loss(outputs["logits"], labels)
         return {"total": loss, "gold": loss}
-      teacher_outputs = teacher(features, training=False)
+      # A cached batch carries the teacher's outputs as its third element (see modeling/teacher_cache.py).
+      teacher_outputs = batch[2] if len(batch) == 3 else teacher(features, training=False)
       if stage == "intermediate":
         return distillation(outputs, teacher_outputs, features["input_mask"])
       terms = {"prediction": prediction_loss(outputs["logits"], teacher_outputs["logits"], FLAGS.temperature,
@@ -335,9 +357,9 @@ def main():
     if stage == "intermediate":
       objects["projection"] = distillation
       trainable = lambda: student.encoder.trainable_variables + distillation.trainable_variables  # noqa: E731
-    dataset = records.make_dataset([split_files["train"]], FLAGS.max_seq_length, FLAGS.batch_size,
-                                   label_dtype=label_dtype, shuffle=True, repeat=True, seed=FLAGS.seed,
-                                   drop_remainder=True)
+    dataset = _train_dataset(stage, teacher, layer_map, split_files["train"], label_dtype, steps_per_epoch)
+    if stage == "intermediate" and FLAGS.cache_teacher_outputs == "all":
+      distillation.layer_map = teacher_cache.cached_layer_map(layer_map)
     loop = training.TrainLoop(
         strategy=strategy, loss_fn=make_loss_fn(stage), variables_fn=trainable, optimizer=optimizer,
         dataset=dataset, checkpoint_objects=objects, output_dir=stage_dir, global_batch_size=FLAGS.batch_size,

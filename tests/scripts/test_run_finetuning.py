@@ -132,3 +132,16 @@ def test_refusals(setup, teacher, case, message):
   assert "Traceback" not in result.stderr
   assert message in result.stderr.strip().splitlines()[-1]
   assert not os.path.exists(os.path.join(d / "refused", "checkpoints"))
+
+
+def test_distillation_with_teacher_output_cache(setup, teacher):
+  out = str(setup["dir"] / "cached")
+  result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
+                f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
+                "--epochs=2", "--learning_rate=1e-2", "--cache_teacher_outputs=all", "--export_dir=-")
+  assert result.returncode == 0, result.stderr[-3000:]
+  stages = _json(os.path.join(out, "training_summary.json"))["stages"]
+  assert [s["stage"] for s in stages] == ["intermediate", "prediction"]
+  for stage in stages:
+    assert all(np.isfinite(v) for v in stage["final_losses"].values())
+    assert stage["steps"] == 2 * 256 // 16
