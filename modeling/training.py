@@ -5,6 +5,10 @@ examples/s, ETA), writes TensorBoard scalars and saves a checkpoint when due. Th
 run needs to continue exactly: the models, the optimizer and its step, the input iterator's position and the
 dropout generators' state, so re-running the same command continues where the last checkpoint left off. A
 non-finite loss stops the run with the step it appeared at; the last good checkpoint is left as it was.
+
+Under `mirrored` and `multi_worker_mirrored` a step is the same computation as on one device: every replica gets
+its slice of the same global batch, gradients are summed over replicas before they are clipped, and the logged
+terms are the mean of the replicas' means. Only the chief writes summaries and the real checkpoints.
 """
 
 import os
@@ -14,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import tensorflow as tf
 import tf_keras
 from absl import logging
-from official.modeling import optimization
+from official.modeling import grad_utils, optimization
 
 from modeling import files
 from modeling.errors import UserError
@@ -142,12 +146,18 @@ class TrainLoop:
     keep_checkpoint_max: how many checkpoints `CheckpointManager` keeps.
     models: the models whose dropout generators are checkpointed.
     name: a label for log lines (e.g. `general`, `stage1`).
+    jit_compile: compile each replica's step (forward, backward, optimizer update) with XLA.
   """
 
   def __init__(self, *, strategy: tf.distribute.Strategy, loss_fn: Callable, variables_fn: Callable,
                optimizer, dataset: tf.data.Dataset, checkpoint_objects: Dict[str, object], output_dir: str,
                global_batch_size: int, steps_per_loop: int = 100, save_checkpoint_steps: int = 1000,
-               keep_checkpoint_max: int = 3, models: Sequence[tf_keras.Model] = (), name: str = "train"):
+               keep_checkpoint_max: int = 3, models: Sequence[tf_keras.Model] = (), name: str = "train",
+               jit_compile: bool = False):
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+      # Uneven replica batches would make the mean of the replicas' means differ from the batch mean.
+      raise UserError(f"--batch_size={global_batch_size} must be a multiple of the {replicas} replicas")
     self.strategy = strategy
     self.loss_fn = loss_fn
     self.variables_fn = variables_fn
@@ -156,14 +166,17 @@ class TrainLoop:
     self.steps_per_loop = max(1, steps_per_loop)
     self.save_checkpoint_steps = max(1, save_checkpoint_steps)
     self.name = name
+    self.jit_compile = jit_compile
     self.chief = is_chief(strategy)
     self.output_dir = output_dir
     self.dataset = dataset
     # A plain iterator is checkpointable, so one device resumes at the exact input position at no cost. A
-    # distributed iterator is not; it is rebuilt on resume by skipping the batches already consumed, which is
-    # exact because the pipeline is deterministic for a given --seed.
+    # distributed iterator is not; it is made on the first `run`, after `restore` has set how many batches to skip,
+    # which is exact because the pipeline is deterministic for a given --seed. It must be the dataset's first
+    # iterator: a shuffle that reshuffles each iteration gives a second iterator of the same dataset another order.
     self.iterator_in_checkpoint = isinstance(strategy, tf.distribute.OneDeviceStrategy)
-    self.iterator = self._make_iterator(0)
+    self.iterator = iter(dataset) if self.iterator_in_checkpoint else None
+    self._skip_batches = 0
     generators = dropout_generators(*models)
     extra = {"iterator": self.iterator} if self.iterator_in_checkpoint else {}
     if generators:
@@ -180,9 +193,15 @@ class TrainLoop:
     self.history: List[Dict[str, float]] = []
 
   def _make_iterator(self, skip_batches: int):
+    """The distributed iterator over the global batches from number `skip_batches` on."""
     dataset = self.dataset.skip(skip_batches) if skip_batches else self.dataset
-    if self.iterator_in_checkpoint:
-      return iter(dataset)
+    # Every worker reads the whole pipeline and keeps its replicas' slices of each global batch (DATA sharding),
+    # so a step sees the same examples whatever the number of workers and replicas. FILE sharding (the AUTO
+    # default when there are enough files) would give each worker other files: other batches, and an empty
+    # input for a worker when there are fewer files than workers.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    dataset = dataset.with_options(options)
     with self.strategy.scope():
       return iter(self.strategy.experimental_distribute_dataset(dataset))
 
@@ -197,30 +216,41 @@ class TrainLoop:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
       logging.info("[%s] resumed from %s at step %d", self.name, latest, self.step)
       if not self.iterator_in_checkpoint:
-        self.iterator = self._make_iterator(self.step)
+        if self.iterator is not None:
+          raise RuntimeError("TrainLoop.restore must come before the first run")
+        self._skip_batches = self.step
     return self.step
 
   def _replica_step(self, batch):
-    loss_scaled = isinstance(self.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
     with tf.GradientTape() as tape:
       terms = self.loss_fn(batch, True)
       loss = terms["total"] / self.strategy.num_replicas_in_sync
-      if loss_scaled:
-        loss = self.optimizer.get_scaled_loss(loss)
-    variables = self.variables_fn()
-    gradients = tape.gradient(loss, variables)
-    if loss_scaled:
-      gradients = self.optimizer.get_unscaled_gradients(gradients)
-    # Variables the loss does not reach (the pooler, in general distillation) are left out, not given zeros.
-    self.optimizer.apply_gradients([(g, v) for g, v in zip(gradients, variables) if g is not None])
+    # Gradients are summed over replicas first and clipped after, so a step is the same update on any number of
+    # replicas. (The AdamW of `official.modeling.optimization` clips inside `apply_gradients`, before the implicit
+    # all-reduce: each replica's share would be clipped on its own.) With float16 the loss is scaled and the
+    # gradients unscaled after the all-reduce. Variables the loss does not reach (the pooler, in general
+    # distillation) are left out, not given zeros.
+    grad_utils.minimize_using_explicit_allreduce(
+        tape, self.optimizer, loss, self.variables_fn(), post_allreduce_callbacks=[self._clip_gradients])
     return terms
 
+  def _clip_gradients(self, gradients_and_variables):
+    optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+    clip_norm = getattr(optimizer, "gradient_clip_norm", 0.0)
+    gradients, variables = zip(*gradients_and_variables)
+    if clip_norm > 0:
+      gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
+    return list(zip(gradients, variables))
+
   def _build_train_fn(self):
+    # XLA compiles the step, not the loop around it: reading the input iterator cannot be compiled.
+    replica_step = tf.function(self._replica_step, jit_compile=True) if self.jit_compile else self._replica_step
+
     @tf.function
     def train_fn(iterator, num_steps):
       totals, first_bad = None, tf.constant(-1, tf.int64)
       for _ in tf.range(num_steps):
-        per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+        per_replica = self.strategy.run(replica_step, args=(next(iterator),))
         terms = {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per_replica.items()}
         finite = tf.reduce_all([tf.math.is_finite(v) for v in terms.values()])
         first_bad = tf.where(tf.logical_and(first_bad < 0, tf.logical_not(finite)),
@@ -239,6 +269,8 @@ class TrainLoop:
       after_loop: called with the step after each loop, e.g. to evaluate.
     """
     total_steps = total_steps or until_step
+    if self.iterator is None:
+      self.iterator = self._make_iterator(self._skip_batches)
     if self._train_fn is None:
       self._train_fn = self._build_train_fn()
     last_saved = self.step

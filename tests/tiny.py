@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -80,3 +81,56 @@ def run_script(script, *args, env=None, timeout=600):
   full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
   return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], capture_output=True, text=True,
                         cwd=ROOT, env=full_env, timeout=timeout)
+
+
+class Scripts:
+  """Repo scripts run side by side in the background, for tests that need several runs (or several workers).
+
+  Use as a context manager: leaving the block kills every script still running, whatever happened inside.
+  Each script's stdout and stderr go to one log file, read back with `log(name)`.
+  """
+
+  def __init__(self, log_dir):
+    self.log_dir = str(log_dir)
+    self.processes = {}
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc_info):
+    for process in self.processes.values():
+      if process.poll() is None:
+        process.kill()
+        process.wait()
+
+  def start(self, name, script, *args, env=None):
+    full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    with open(self.log_path(name), "w") as log:
+      self.processes[name] = subprocess.Popen([sys.executable, os.path.join(ROOT, script), *args], cwd=ROOT,
+                                              env=full_env, stdout=log, stderr=subprocess.STDOUT)
+
+  def log_path(self, name):
+    return os.path.join(self.log_dir, f"{name}.log")
+
+  def log(self, name):
+    with open(self.log_path(name)) as f:
+      return f.read()
+
+  def wait(self, *names, timeout=900):
+    """Waits for the named scripts (default: all); returns {name: exit status}.
+
+    When one fails, the others are killed rather than waited for: a worker whose peer died would wait for it
+    until its own timeout. Scripts still running at `timeout` seconds are killed and get status None.
+    """
+    names = names or tuple(self.processes)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+      codes = [self.processes[name].poll() for name in names]
+      if None not in codes or any(codes):
+        break
+      time.sleep(0.5)
+    killed = [name for name in names if self.processes[name].poll() is None]
+    for name in killed:
+      self.processes[name].kill()
+      self.processes[name].wait()
+    return {name: None if name in killed else self.processes[name].returncode for name in names}
