@@ -181,6 +181,7 @@ class Evaluator:
     self.dev_splits = [s for s in split_files if s.startswith("dev")]
     self.split_files = split_files
     self.primary = meta.get("primary_metric") or metrics.primary_metric(meta["task_name"], meta["task_type"])
+    os.makedirs(output_dir, exist_ok=True)
     self.results_path = os.path.join(output_dir, "eval_results.json")
     self.results = (files.read_json(self.results_path) if os.path.isfile(self.results_path)
                     else {"task_name": meta["task_name"], "primary_metric": self.primary, "epochs": [], "best": None})
@@ -339,7 +340,9 @@ def main():
       return terms
     return loss_fn
 
-  evaluator = Evaluator(student, meta, split_files, out)
+  # Every worker evaluates, but only the chief writes into the output folder; the others write beside it.
+  evaluator = Evaluator(student, meta, split_files, out if training.is_chief(strategy) else os.path.join(
+      out, ".workers", f"worker_{strategy.cluster_resolver.task_id}"))
   label_dtype = tf.float32 if regression else tf.int64
   stages = _stages(teacher is not None)
   start = time.time()
