@@ -52,10 +52,10 @@ def pipeline(tmp_path_factory, minilm_dir):
       "--steps_per_loop", "10", "--warmup_steps", "3", "--learning_rate", "1e-3", "--seed", "1")).stderr
   _ok(tiny.run_script("prepare_dataset/create_finetuning_data.py", "--task_name", "rotten_tomatoes", "--vocab_path",
                       vocab, "--output_dir", paths["task_data"], "--max_seq_length", str(SEQ),
-                      "--max_examples", "400"))
+                      "--max_examples", "800"))
   _ok(tiny.run_script("run_finetuning.py", "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
                       "--output_dir", paths["teacher"], "--config_path", teacher_config, "--ckpt_path", minilm_dir,
-                      "--max_seq_length", str(SEQ), "--batch_size", "16", "--epochs", "2", "--learning_rate", "1e-4",
+                      "--max_seq_length", str(SEQ), "--batch_size", "16", "--epochs", "2", "--learning_rate", "5e-5",
                       "--seed", "1", "--export_dir=-"))
   _ok(tiny.run_script("run_finetuning.py", "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
                       "--output_dir", paths["student"], "--config_path", student_config,
@@ -79,7 +79,8 @@ def test_general_distillation_on_real_text(pipeline):
 
 def test_teacher_learns_the_task(pipeline):
   results = _json(os.path.join(pipeline["teacher"], "eval_results.json"))
-  assert results["best"]["accuracy"] > 0.6  # Chance is about 0.5 on this balanced-ish dev slice.
+  # The majority class ("fresh") is about 58% of this dev slice; 2 epochs of 800 reviews reach about 0.75.
+  assert results["best"]["accuracy"] > 0.65
 
 
 def test_student_distilled_in_both_stages(pipeline):
