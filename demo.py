@@ -21,14 +21,14 @@ import time
 ROOT = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
 
-from modeling import assets  # noqa: E402
+from modeling import assets
 
 SCALES = {
     # articles for general distillation, its steps and batch, max_seq_length, task examples per split, epochs.
-    "small": dict(articles=400, general_steps=300, general_batch=16, seq=64, task_examples=2000, teacher_epochs=2,
-                  intermediate_epochs=2, prediction_epochs=2, batch=32),
-    "full": dict(articles=None, general_steps=20000, general_batch=32, seq=128, task_examples=None, teacher_epochs=3,
-                 intermediate_epochs=10, prediction_epochs=3, batch=32),
+    "small": {"articles": 400, "general_steps": 300, "general_batch": 16, "seq": 64, "task_examples": 2000, "teacher_epochs": 2,
+                  "intermediate_epochs": 2, "prediction_epochs": 2, "batch": 32},
+    "full": {"articles": None, "general_steps": 20000, "general_batch": 32, "seq": 128, "task_examples": None, "teacher_epochs": 3,
+                 "intermediate_epochs": 10, "prediction_epochs": 3, "batch": 32},
 }
 LAYER_MAP = "2,3,5,6"  # 6 teacher layers onto 4: evenly spaced, the last layer always included.
 SENTENCES = ["A gorgeous, witty, seductive movie.", "The plot is a mess and the acting is worse.",
@@ -45,7 +45,7 @@ def step(title, script, args, done_file):
     print(f"(already done: {os.path.relpath(done_file, ROOT)})", flush=True)
     return
   start = time.time()
-  result = subprocess.run(command, cwd=ROOT)
+  result = subprocess.run(command, cwd=ROOT, check=False)
   if result.returncode:
     sys.exit(f"demo: step '{title}' failed (exit {result.returncode}); fix it and run `make demo` again to resume")
   print(f"({time.time() - start:.0f}s)", flush=True)
@@ -56,7 +56,7 @@ def latency_ms(saved_model_dir, seq, repeats=30):
   import tensorflow as tf
   serve = tf.saved_model.load(saved_model_dir).signatures["serve_ids"]
   ones = tf.ones([1, seq], tf.int32)
-  inputs = dict(input_word_ids=ones, input_mask=ones, input_type_ids=tf.zeros_like(ones))
+  inputs = {"input_word_ids": ones, "input_mask": ones, "input_type_ids": tf.zeros_like(ones)}
   for _ in range(5):
     serve(**inputs)
   times = []
@@ -124,22 +124,24 @@ def main():
   import tensorflow as tf
   serve = tf.saved_model.load(os.path.join(student, "saved_model")).signatures["serving_default"]
   probabilities = serve(text=tf.constant(SENTENCES))["probabilities"].numpy()
-  labels = json.load(open(os.path.join(task_data, "meta.json")))["label_list"]
+  with open(os.path.join(task_data, "meta.json")) as f:
+    labels = json.load(f)["label_list"]
   for sentence, p in zip(SENTENCES, probabilities):
     print(f"  {labels[int(p.argmax())]:>6} ({p.max():.2f})  {sentence}")
 
   rows = []
   for name, folder, config in (("teacher MiniLM-L6-H384", teacher, os.path.join(teacher, "config.json")),
                                ("student TinyBERT 4L-312", student, student_config)):
-    results = json.load(open(os.path.join(folder, "eval_results.json")))
+    with open(os.path.join(folder, "eval_results.json")) as f:
+      results = json.load(f)
     rows.append((name, results["final_dev"]["accuracy"], count_params(config),
                  latency_ms(os.path.join(folder, "saved_model"), seq)))
-  table = ["| model | dev accuracy | encoder params | batch-1 latency (SavedModel, seq %d) |" % seq,
+  table = [f"| model | dev accuracy | encoder params | batch-1 latency (SavedModel, seq {seq}) |",
            "|---|---|---|---|"]
   table += [f"| {n} | {a:.4f} | {p / 1e6:.1f}M | {ms:.1f} ms |" for n, a, p, ms in rows]
   table.append(f"\nstudent keeps {100 * rows[1][1] / rows[0][1]:.1f}% of the teacher's accuracy with "
                f"{rows[0][2] / rows[1][2]:.1f}x fewer parameters and is {rows[0][3] / rows[1][3]:.1f}x faster "
-               f"(DEMO_SCALE={scale_name}, {len(open(news).read()) // 1000} kB of news text, "
+               f"(DEMO_SCALE={scale_name}, {os.path.getsize(news) // 1000} kB of news text, "
                f"{(time.time() - started) / 60:.1f} min this run)")
   text = "\n".join(table)
   print("\n" + text)

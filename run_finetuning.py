@@ -27,8 +27,8 @@ from absl import flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from modeling import cli, files, losses, records, teacher_cache, training  # noqa: E402
-from modeling.errors import UserError  # noqa: E402
+from modeling import cli, files, losses, records, teacher_cache, training
+from modeling.errors import UserError
 
 flags.DEFINE_string("task_name", None, "The task the data was prepared for (see prepare_dataset/).")
 flags.DEFINE_string("data_dir", None, "Folder of task TFRecords and meta.json from create_finetuning_data.py.")
@@ -256,7 +256,7 @@ def _export(model, output_dir, tokenizer, regression):
     tf.saved_model.save(module, tmp, signatures=signatures)
   logging.info("exported SavedModel to %s (signatures: %s)", export_dir, ", ".join(sorted(signatures)))
   if FLAGS.export_tflite:
-    concrete = tf.function(lambda w, m, t: outputs(model(dict(input_word_ids=w, input_mask=m, input_type_ids=t),
+    concrete = tf.function(lambda w, m, t: outputs(model({"input_word_ids": w, "input_mask": m, "input_type_ids": t},
                                                          training=False)["logits"]),
                            input_signature=[tf.TensorSpec([1, seq], tf.int32)] * 3).get_concrete_function()
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
@@ -353,13 +353,13 @@ def main():
     stage_dir = out if final else os.path.join(out, stage)
     with strategy.scope():
       optimizer = training.make_optimizer(learning_rate, total_steps,
-                                          int(math.ceil(FLAGS.warmup_proportion * total_steps)), FLAGS.dtype,
+                                          math.ceil(FLAGS.warmup_proportion * total_steps), FLAGS.dtype,
                                           FLAGS.weight_decay)
     objects = {"encoder": student.encoder.garden_network, "head": student.head}
-    trainable = lambda: student.trainable_variables  # noqa: E731
+    trainable = lambda: student.trainable_variables
     if stage == "intermediate":
       objects["projection"] = distillation
-      trainable = lambda: student.encoder.trainable_variables + distillation.trainable_variables  # noqa: E731
+      trainable = lambda: student.encoder.trainable_variables + distillation.trainable_variables
     dataset = _train_dataset(stage, teacher, layer_map, split_files["train"], label_dtype, steps_per_epoch)
     if stage == "intermediate" and FLAGS.cache_teacher_outputs == "all":
       distillation.layer_map = teacher_cache.cached_layer_map(layer_map)

@@ -17,8 +17,8 @@ from absl import flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from modeling import cli, files, losses, records, training  # noqa: E402
-from modeling.errors import UserError  # noqa: E402
+from modeling import cli, files, losses, records, training
+from modeling.errors import UserError
 
 flags.DEFINE_string("data_dir", None, "Folder of pretraining TFRecords and meta.json.")
 flags.DEFINE_string("output_dir", None, "Where checkpoints, summaries and the student config go.")

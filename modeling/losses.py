@@ -13,7 +13,8 @@ Every MSE is the mean over all elements of its tensors, as in the reference impl
 term's mean over heads is included. Losses are computed in float32 whatever the compute dtype.
 """
 
-from typing import Dict, List, Optional, Sequence
+import itertools
+from collections.abc import Sequence
 
 import tensorflow as tf
 import tf_keras
@@ -25,7 +26,7 @@ PROJECTIONS = ("shared", "per_layer")
 INTERMEDIATE_TERMS = ("embedding", "hidden", "attention")
 
 
-def uniform_layer_map(teacher_layers: int, student_layers: int) -> List[int]:
+def uniform_layer_map(teacher_layers: int, student_layers: int) -> list[int]:
   """g(m) = m·N/M for m = 1..M; needs N % M == 0."""
   if student_layers <= 0 or teacher_layers % student_layers:
     raise UserError(f"--layer_map: a uniform map needs the teacher's {teacher_layers} layers to be a multiple of "
@@ -36,7 +37,7 @@ def uniform_layer_map(teacher_layers: int, student_layers: int) -> List[int]:
   return [m * step for m in range(1, student_layers + 1)]
 
 
-def parse_layer_map(spec: Optional[str], teacher_layers: int, student_layers: int) -> List[int]:
+def parse_layer_map(spec: str | None, teacher_layers: int, student_layers: int) -> list[int]:
   """The teacher layer g(m) for each student layer m = 1..M.
 
   Args:
@@ -58,12 +59,12 @@ def parse_layer_map(spec: Optional[str], teacher_layers: int, student_layers: in
     raise UserError(f"--layer_map={spec!r} has {len(layer_map)} entries; the student has {student_layers} layers")
   if any(not 1 <= g <= teacher_layers for g in layer_map):
     raise UserError(f"--layer_map={spec!r}: entries must be teacher layers 1..{teacher_layers}")
-  if any(b < a for a, b in zip(layer_map, layer_map[1:])):
+  if any(b < a for a, b in itertools.pairwise(layer_map)):
     raise UserError(f"--layer_map={spec!r}: entries must not decrease")
   return layer_map
 
 
-def parse_loss_weights(spec: Optional[str], terms: Sequence[str] = INTERMEDIATE_TERMS) -> Dict[str, float]:
+def parse_loss_weights(spec: str | None, terms: Sequence[str] = INTERMEDIATE_TERMS) -> dict[str, float]:
   """Parses "embedding=1,hidden=1,attention=1" (any subset; missing terms weigh 1)."""
   weights = {term: 1.0 for term in terms}
   for item in filter(None, (spec or "").split(",")):
@@ -143,7 +144,7 @@ class IntermediateDistillation(tf_keras.layers.Layer):
 
   def __init__(self, student_width: int, teacher_width: int, layer_map: Sequence[int],
                attention_loss: str = "logits_mse", projection: str = "shared",
-               loss_weights: Optional[Dict[str, float]] = None, initializer_range: float = 0.02, **kwargs):
+               loss_weights: dict[str, float] | None = None, initializer_range: float = 0.02, **kwargs):
     super().__init__(**kwargs)
     if attention_loss not in ATTENTION_LOSSES:
       raise UserError(f"--attention_loss={attention_loss!r}; choose one of {', '.join(ATTENTION_LOSSES)}")
@@ -168,7 +169,7 @@ class IntermediateDistillation(tf_keras.layers.Layer):
       return hidden
     return self.projections[min(index, len(self.projections) - 1)](hidden)
 
-  def call(self, student_outputs, teacher_outputs, input_mask) -> Dict[str, tf.Tensor]:
+  def call(self, student_outputs, teacher_outputs, input_mask) -> dict[str, tf.Tensor]:
     """Returns the dict of terms `embedding`, `hidden`, `attention` and their weighted sum `total`."""
     s_hidden, t_hidden = student_outputs["hidden_states"], teacher_outputs["hidden_states"]
     s_attention, t_attention = student_outputs["attention_logits"], teacher_outputs["attention_logits"]

@@ -1,6 +1,5 @@
 """Task models: an encoder with a classification or regression head on its pooled output."""
 
-from typing import Dict
 
 import tensorflow as tf
 import tf_keras
@@ -32,7 +31,7 @@ class TaskModel(tf_keras.Model):
         num_labels, name="head", dtype=tf.float32,
         kernel_initializer=tf_keras.initializers.TruncatedNormal(stddev=initializer_range))
 
-  def call(self, inputs, training=None) -> Dict[str, object]:
+  def call(self, inputs, training=None) -> dict[str, object]:
     outputs = dict(self.encoder(inputs, training=training))
     pooled = self.dropout(outputs["pooled_output"], training=training)
     outputs["logits"] = self.head(tf.cast(pooled, tf.float32))
@@ -44,5 +43,5 @@ def build_task_model(config: ModelConfig, num_labels: int) -> TaskModel:
   model = TaskModel(build_encoder(config), num_labels, dropout_rate=config.hidden_dropout_prob,
                     initializer_range=config.initializer_range)
   ones = tf.ones([1, 4], tf.int32)
-  model(dict(input_word_ids=ones, input_mask=ones, input_type_ids=tf.zeros_like(ones)))
+  model({"input_word_ids": ones, "input_mask": ones, "input_type_ids": tf.zeros_like(ones)})
   return model

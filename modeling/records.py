@@ -9,7 +9,8 @@ build a model.
 import glob
 import hashlib
 import os
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any, Self
 
 import tensorflow as tf
 
@@ -72,7 +73,7 @@ class RecordWriter:
     else:
       self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
-  def __enter__(self) -> "RecordWriter":
+  def __enter__(self) -> Self:
     return self
 
   def __exit__(self, exc_type, exc, tb) -> bool:
@@ -80,13 +81,13 @@ class RecordWriter:
     return False
 
 
-def write_meta(data_dir: str, meta: Dict[str, Any]) -> None:
+def write_meta(data_dir: str, meta: dict[str, Any]) -> None:
   """Writes `meta.json`, adding the schema version."""
   meta = dict(meta, schema_version=SCHEMA_VERSION)
   files.write_json(os.path.join(data_dir, META_FILE), meta)
 
 
-def read_meta(data_dir: str, flag: str = "data_dir") -> Dict[str, Any]:
+def read_meta(data_dir: str, flag: str = "data_dir") -> dict[str, Any]:
   """Reads a data folder's `meta.json`; a missing folder or sidecar is a `UserError` naming `flag`."""
   if not os.path.isdir(data_dir):
     raise UserError(f"--{flag}: folder not found: {data_dir}")
@@ -100,8 +101,8 @@ def read_meta(data_dir: str, flag: str = "data_dir") -> Dict[str, Any]:
   return meta
 
 
-def check_meta(meta: Dict[str, Any], data_dir: str, *, max_seq_length: Optional[int] = None,
-               vocab_size: Optional[int] = None) -> None:
+def check_meta(meta: dict[str, Any], data_dir: str, *, max_seq_length: int | None = None,
+               vocab_size: int | None = None) -> None:
   """Refuses data that does not fit the run: another `max_seq_length`, or token ids outside the vocab."""
   where = os.path.join(data_dir, META_FILE)
   if max_seq_length is not None and meta.get("max_seq_length") != max_seq_length:
@@ -112,7 +113,7 @@ def check_meta(meta: Dict[str, Any], data_dir: str, *, max_seq_length: Optional[
                     f"vocab_size is {vocab_size}")
 
 
-def record_files(data_dir: str, split: str) -> List[str]:
+def record_files(data_dir: str, split: str) -> list[str]:
   """The TFRecord files of one split in a data folder: `{split}.tfrecord` or its shards `{split}-*.tfrecord`."""
   found = sorted(glob.glob(os.path.join(data_dir, f"{split}.tfrecord")) +
                  glob.glob(os.path.join(data_dir, f"{split}-*.tfrecord")))
@@ -121,7 +122,7 @@ def record_files(data_dir: str, split: str) -> List[str]:
   return found
 
 
-def feature_spec(max_seq_length: int, label_dtype: Optional[tf.DType] = None) -> Dict[str, Any]:
+def feature_spec(max_seq_length: int, label_dtype: tf.DType | None = None) -> dict[str, Any]:
   spec = {name: tf.io.FixedLenFeature([max_seq_length], tf.int64) for name in FEATURES}
   if label_dtype is not None:
     spec[LABEL] = tf.io.FixedLenFeature([], label_dtype)
@@ -129,9 +130,9 @@ def feature_spec(max_seq_length: int, label_dtype: Optional[tf.DType] = None) ->
 
 
 def make_dataset(filenames: Iterable[str], max_seq_length: int, batch_size: int, *,
-                 label_dtype: Optional[tf.DType] = None, shuffle: bool = False, repeat: bool = False,
-                 seed: Optional[int] = None, drop_remainder: bool = False,
-                 input_context: Optional[tf.distribute.InputContext] = None,
+                 label_dtype: tf.DType | None = None, shuffle: bool = False, repeat: bool = False,
+                 seed: int | None = None, drop_remainder: bool = False,
+                 input_context: tf.distribute.InputContext | None = None,
                  shuffle_buffer: int = 2048) -> tf.data.Dataset:
   """Batched features (and labels, when `label_dtype` is given) read from project TFRecords.
 

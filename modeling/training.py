@@ -13,7 +13,7 @@ terms are the mean of the replicas' means. Only the chief writes summaries and t
 
 import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 import tf_keras
@@ -27,7 +27,7 @@ STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-def configure_determinism(seed: Optional[int]) -> None:
+def configure_determinism(seed: int | None) -> None:
   """Seeds Python, NumPy and TF, and makes dropout draw from checkpointable generators (for exact resume)."""
   if seed is None:
     return
@@ -35,7 +35,7 @@ def configure_determinism(seed: Optional[int]) -> None:
   tf_keras.backend.experimental.enable_tf_random_generator()
 
 
-def make_strategy(name: str, tpu: Optional[str] = None, cpu_devices: int = 0) -> tf.distribute.Strategy:
+def make_strategy(name: str, tpu: str | None = None, cpu_devices: int = 0) -> tf.distribute.Strategy:
   """The distribution strategy named by `--distribution_strategy`.
 
   Args:
@@ -99,7 +99,7 @@ def make_optimizer(learning_rate: float, total_steps: int, warmup_steps: int, dt
   return optimizer
 
 
-def dropout_generators(*models: tf_keras.Model) -> List[tf.random.Generator]:
+def dropout_generators(*models: tf_keras.Model) -> list[tf.random.Generator]:
   """The random generators of every Dropout layer, so a checkpoint can carry their state."""
   generators = []
   for model in models:
@@ -150,7 +150,7 @@ class TrainLoop:
   """
 
   def __init__(self, *, strategy: tf.distribute.Strategy, loss_fn: Callable, variables_fn: Callable,
-               optimizer, dataset: tf.data.Dataset, checkpoint_objects: Dict[str, object], output_dir: str,
+               optimizer, dataset: tf.data.Dataset, checkpoint_objects: dict[str, object], output_dir: str,
                global_batch_size: int, steps_per_loop: int = 100, save_checkpoint_steps: int = 1000,
                keep_checkpoint_max: int = 3, models: Sequence[tf_keras.Model] = (), name: str = "train",
                jit_compile: bool = False):
@@ -190,7 +190,7 @@ class TrainLoop:
     self.writer = (tf.summary.create_file_writer(os.path.join(output_dir, "summaries", name)) if self.chief
                    else tf.summary.create_noop_writer())
     self._train_fn = None
-    self.history: List[Dict[str, float]] = []
+    self.history: list[dict[str, float]] = []
 
   def _make_iterator(self, skip_batches: int):
     """The distributed iterator over the global batches from number `skip_batches` on."""
@@ -259,8 +259,8 @@ class TrainLoop:
       return {k: v / tf.cast(num_steps, tf.float32) for k, v in totals.items()}, first_bad
     return train_fn
 
-  def run(self, until_step: int, total_steps: Optional[int] = None,
-          after_loop: Optional[Callable[[int], None]] = None) -> Dict[str, float]:
+  def run(self, until_step: int, total_steps: int | None = None,
+          after_loop: Callable[[int], None] | None = None) -> dict[str, float]:
     """Trains until the global step reaches `until_step`; returns the mean terms of the last loop.
 
     Args:
@@ -309,6 +309,6 @@ class TrainLoop:
     return last
 
 
-def write_training_summary(output_dir: str, summary: Dict[str, object]) -> None:
+def write_training_summary(output_dir: str, summary: dict[str, object]) -> None:
   """Writes `training_summary.json` into the output folder, atomically."""
   files.write_json(os.path.join(output_dir, "training_summary.json"), summary)

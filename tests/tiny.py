@@ -10,9 +10,9 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-TINY = dict(model_type="bert", vocab_size=120, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
-            intermediate_size=32, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-            max_position_embeddings=64, type_vocab_size=2, initializer_range=0.02)
+TINY = {"model_type": "bert", "vocab_size": 120, "hidden_size": 16, "num_hidden_layers": 4, "num_attention_heads": 2,
+            "intermediate_size": 32, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+            "max_position_embeddings": 64, "type_vocab_size": 2, "initializer_range": 0.02}
 
 
 def write_config(path, **overrides):
@@ -80,7 +80,7 @@ def run_script(script, *args, env=None, timeout=600):
   """Runs a repo script as a user would; returns the CompletedProcess (stdout+stderr captured)."""
   full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
   return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], capture_output=True, text=True,
-                        cwd=ROOT, env=full_env, timeout=timeout)
+                        cwd=ROOT, env=full_env, timeout=timeout, check=False)
 
 
 class Scripts:

@@ -45,11 +45,11 @@ def test_google_bert_config_is_a_bert(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(model_type="gpt2"), "field 'model_type' is 'gpt2'; known types"),
-    (dict(hidden_size=100), "field 'hidden_size' (100) is not divisible by num_attention_heads (12)"),
-    (dict(hidden_size=None), "missing field 'hidden_size'"),
-    (dict(num_hidden_layers="six"), "field 'num_hidden_layers' must be a positive integer"),
-    (dict(hidden_act="softsign"), "field 'hidden_act' is 'softsign'"),
+    ({"model_type": "gpt2"}, "field 'model_type' is 'gpt2'; known types"),
+    ({"hidden_size": 100}, "field 'hidden_size' (100) is not divisible by num_attention_heads (12)"),
+    ({"hidden_size": None}, "missing field 'hidden_size'"),
+    ({"num_hidden_layers": "six"}, "field 'num_hidden_layers' must be a positive integer"),
+    ({"hidden_act": "softsign"}, "field 'hidden_act' is 'softsign'"),
 ])
 def test_bad_configs_name_file_and_field(tmp_path, change, message):
   raw = dict(GOOGLE, **change)

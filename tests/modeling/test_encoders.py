@@ -9,16 +9,16 @@ from modeling import build_encoder
 from modeling.config import config_from_dict
 from modeling.encoders import AttentionWithLogits
 
-BASE = dict(vocab_size=60, hidden_size=16, num_hidden_layers=3, num_attention_heads=4, intermediate_size=24,
-            hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, max_position_embeddings=40,
-            type_vocab_size=2, initializer_range=0.02)
+BASE = {"vocab_size": 60, "hidden_size": 16, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 24,
+            "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 40,
+            "type_vocab_size": 2, "initializer_range": 0.02}
 FAMILIES = {
     "bert": {},
     "tinybert": {},
-    "roberta": dict(type_vocab_size=1, pad_token_id=1, max_position_embeddings=42, layer_norm_eps=1e-5),
-    "albert": dict(embedding_size=8, hidden_act="gelu_new"),
-    "mobilebert": dict(hidden_size=32, true_hidden_size=16, intra_bottleneck_size=16, embedding_size=8,
-                       num_feedforward_networks=2, hidden_act="relu"),
+    "roberta": {"type_vocab_size": 1, "pad_token_id": 1, "max_position_embeddings": 42, "layer_norm_eps": 1e-5},
+    "albert": {"embedding_size": 8, "hidden_act": "gelu_new"},
+    "mobilebert": {"hidden_size": 32, "true_hidden_size": 16, "intra_bottleneck_size": 16, "embedding_size": 8,
+                       "num_feedforward_networks": 2, "hidden_act": "relu"},
 }
 
 
@@ -30,8 +30,8 @@ def _inputs(batch=2, seq=9, type_ids=True):
   types = np.zeros((batch, seq), np.int32)
   if type_ids:
     types[:, 4:] = 1
-  return dict(input_word_ids=tf.constant(ids, tf.int32), input_mask=tf.constant(mask),
-              input_type_ids=tf.constant(types))
+  return {"input_word_ids": tf.constant(ids, tf.int32), "input_mask": tf.constant(mask),
+              "input_type_ids": tf.constant(types)}
 
 
 @pytest.fixture(scope="module", params=sorted(FAMILIES))
@@ -41,7 +41,7 @@ def family(request):
 
 
 def test_output_lengths_and_shapes(family):
-  name, config, encoder = family
+  _, config, encoder = family
   inputs = _inputs(type_ids=config.type_vocab_size > 1)
   outputs = encoder(inputs, training=False)
   width = config.hidden_size
@@ -60,7 +60,7 @@ def _attention_layers(encoder):
 
 
 def test_softmax_of_logits_under_mask_equals_layer_probabilities(family):
-  name, config, encoder = family
+  _, config, encoder = family
   inputs = _inputs(type_ids=config.type_vocab_size > 1)
   logits = encoder(inputs, training=False)["attention_logits"]
   layers = _attention_layers(encoder)

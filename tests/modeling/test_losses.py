@@ -39,13 +39,13 @@ def _numpy_terms(student, teacher, layer_map, mask, kernel, bias, kind):
       rows = np.sum(np.exp(log_t) * (log_t - log_s) * key_mask, -1)  # [batch, heads, query]
       query = np.broadcast_to(mask[:, None, :], rows.shape)
       attention += np.sum(rows * query) / np.sum(query)
-  return dict(embedding=embedding, hidden=hidden, attention=attention, total=embedding + hidden + attention)
+  return {"embedding": embedding, "hidden": hidden, "attention": attention, "total": embedding + hidden + attention}
 
 
 def _outputs(rng, layers, width):
-  return dict(hidden_states=[rng.normal(size=(BATCH, SEQ, width)).astype(np.float32) for _ in range(layers + 1)],
-              attention_logits=[rng.normal(scale=3, size=(BATCH, HEADS, SEQ, SEQ)).astype(np.float32)
-                                for _ in range(layers)])
+  return {"hidden_states": [rng.normal(size=(BATCH, SEQ, width)).astype(np.float32) for _ in range(layers + 1)],
+              "attention_logits": [rng.normal(scale=3, size=(BATCH, HEADS, SEQ, SEQ)).astype(np.float32)
+                                for _ in range(layers)]}
 
 
 @pytest.mark.parametrize("teacher_layers, student_layers, spec, expected_map", [

@@ -15,11 +15,11 @@ COMMON = ["--task_name=tiny", "--max_seq_length=16", "--batch_size=16", "--seed=
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
   d = tmp_path_factory.mktemp("finetuning")
-  no_dropout = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-  return dict(dir=d, data=tiny.task_data(d / "data", train=256, dev=64),
-              teacher_config=tiny.write_config(d / "teacher.json", **no_dropout),
-              student_config=tiny.write_config(d / "student.json", num_hidden_layers=2, hidden_size=8,
-                                               intermediate_size=16, **no_dropout))
+  no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+  return {"dir": d, "data": tiny.task_data(d / "data", train=256, dev=64),
+              "teacher_config": tiny.write_config(d / "teacher.json", **no_dropout),
+              "student_config": tiny.write_config(d / "student.json", num_hidden_layers=2, hidden_size=8,
+                                               intermediate_size=16, **no_dropout)}
 
 
 def _run(setup, *args):
@@ -96,7 +96,7 @@ def test_export_agrees_with_checkpoint(student, setup):
   runner = interpreter.get_signature_runner()
   names = sorted(interpreter.get_signature_list()["serving_default"]["inputs"])
   row = {name: features[key][:1].numpy() for name, key in zip(names, sorted(records.FEATURES))}
-  tflite = list(runner(**row).values())[0]
+  tflite = next(iter(runner(**row).values()))
   np.testing.assert_allclose(tflite[0], expected[0], atol=1e-4)
 
 

@@ -17,14 +17,14 @@ def setup(tmp_path_factory):
   d = tmp_path_factory.mktemp("pretraining")
   teacher_config = tiny.write_config(d / "teacher.json")
   student_config = tiny.write_config(d / "student.json", num_hidden_layers=2, hidden_size=8, intermediate_size=16)
-  return dict(dir=d, data=tiny.pretraining_data(d / "data"), teacher_config=teacher_config,
-              student_config=student_config, teacher=tiny.save_encoder(teacher_config, d / "teacher"))
+  return {"dir": d, "data": tiny.pretraining_data(d / "data"), "teacher_config": teacher_config,
+              "student_config": student_config, "teacher": tiny.save_encoder(teacher_config, d / "teacher")}
 
 
 def _args(s, out, **overrides):
-  values = dict(data_dir=s["data"], output_dir=out, config_path=s["student_config"],
-                teacher_config_path=s["teacher_config"], teacher_ckpt_path=s["teacher"], epochs=2,
-                steps_per_epoch=10, learning_rate=3e-3, save_checkpoint_steps=5, keep_checkpoint_max=10)
+  values = {"data_dir": s["data"], "output_dir": out, "config_path": s["student_config"],
+                "teacher_config_path": s["teacher_config"], "teacher_ckpt_path": s["teacher"], "epochs": 2,
+                "steps_per_epoch": 10, "learning_rate": 3e-3, "save_checkpoint_steps": 5, "keep_checkpoint_max": 10}
   values.update(overrides)
   return [f"--{k}={v}" for k, v in values.items()] + COMMON
 
@@ -97,11 +97,11 @@ def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(setup):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(max_seq_length=32), "max_seq_length=32 but"),
-    (dict(layer_map="1,2,3"), "has 3 entries; the student has 2 layers"),
-    (dict(teacher_ckpt_path="/nonexistent/teacher"), "--teacher_ckpt_path: not found"),
-    (dict(config_path="VOCAB"), "vocab_size 99"),
-    (dict(config_path="HEADS"), "the student has 4 heads"),
+    ({"max_seq_length": 32}, "max_seq_length=32 but"),
+    ({"layer_map": "1,2,3"}, "has 3 entries; the student has 2 layers"),
+    ({"teacher_ckpt_path": "/nonexistent/teacher"}, "--teacher_ckpt_path: not found"),
+    ({"config_path": "VOCAB"}, "vocab_size 99"),
+    ({"config_path": "HEADS"}, "the student has 4 heads"),
 ])
 def test_refusals(setup, overrides, message):
   d = setup["dir"]
