@@ -152,7 +152,7 @@ def main():
   params["teacher"] = demo.count_params(os.path.join(teacher_dir, "config.json"))
   table = format_table(all_scores, params)
   note = (f"\nScale `{args.scale}`, seeds {seeds} for the student rows (the teacher is one run, seed {seeds[0]}), "
-          f"{(time.time() - start) / 60:.0f} min on this machine. Command: "
+          f"{'rebuilt from the finished runs' if args.report_only else f'{(time.time() - start) / 60:.0f} min on this machine'}. Command: "
           f"`python3 experiments/tinybert_table.py --scale {args.scale} --seeds {args.seeds} --tasks {args.tasks}`.")
   print(table + note)
   results = os.path.join(ROOT, "experiments", "results")
