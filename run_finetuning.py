@@ -293,6 +293,7 @@ def main():
   from modeling.models import build_task_model
   from modeling.tokenization import build_tokenizer
 
+  training.set_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
   training.configure_determinism(FLAGS.seed)
   strategy = training.make_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.cpu_devices)
   training.set_dtype(FLAGS.dtype)

@@ -76,6 +76,7 @@ def main():
   from modeling.encoders import build_encoder
   from modeling.losses import IntermediateDistillation
 
+  training.set_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
   training.configure_determinism(FLAGS.seed)
   strategy = training.make_strategy(FLAGS.distribution_strategy, FLAGS.tpu, FLAGS.cpu_devices)
   training.set_dtype(FLAGS.dtype)

@@ -26,6 +26,9 @@ def define_runtime_flags(default_steps_per_loop: int = 100) -> None:
                        "--distribution_strategy=mirrored (0: leave devices alone).")
   flags.DEFINE_enum("dtype", "float32", training.DTYPES,
                     "Compute dtype: float32, bfloat16 (mixed) or float16 (mixed, with dynamic loss scaling).")
+  flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: TensorFlow's default). On a small CPU, "
+                       "the number of cores with --inter_op_threads=1 can be much faster (see README, Benchmarks).")
+  flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel (0: TensorFlow's default).")
   flags.DEFINE_integer("seed", None, "Random seed; with it a CPU run repeats exactly, also across a resume.")
   flags.DEFINE_integer("save_checkpoint_steps", 1000, "Save a checkpoint about this often (in whole loops).")
   flags.DEFINE_integer("keep_checkpoint_max", 3, "How many recent checkpoints to keep in output_dir/checkpoints.")

@@ -35,6 +35,14 @@ def configure_determinism(seed: int | None) -> None:
   tf_keras.backend.experimental.enable_tf_random_generator()
 
 
+def set_threads(intra_op: int = 0, inter_op: int = 0) -> None:
+  """Sets TensorFlow's thread pools (0 keeps the default); must run before the first op."""
+  if intra_op:
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+  if inter_op:
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+
+
 def make_strategy(name: str, tpu: str | None = None, cpu_devices: int = 0) -> tf.distribute.Strategy:
   """The distribution strategy named by `--distribution_strategy`.
 
