@@ -65,15 +65,6 @@ cli.define_distillation_flags()
 cli.define_runtime_flags(default_steps_per_loop=50)
 
 FLAGS = flags.FLAGS
-VOCAB_NAMES = ("vocab.txt", "spiece.model", "sentencepiece.model")
-
-
-def _find_vocab(*folders):
-  for folder in folders:
-    for name in VOCAB_NAMES:
-      if folder and os.path.isfile(os.path.join(folder, name)):
-        return os.path.join(folder, name)
-  return None
 
 
 def _teacher_head_size(path: str):
@@ -387,7 +378,7 @@ def main():
   if not training.is_chief(strategy):
     return
   save_config(student_config, os.path.join(out, "config.json"))
-  vocab = FLAGS.vocab_file or _find_vocab(FLAGS.ckpt_path, FLAGS.teacher_ckpt_path)
+  vocab = FLAGS.vocab_file or cli.find_vocab(FLAGS.ckpt_path, FLAGS.teacher_ckpt_path)
   if vocab and records.sha256_file(vocab) != meta.get("vocab_sha256"):
     raise UserError(f"--vocab_file {vocab} is not the vocab the data was prepared with")
   if vocab:

@@ -87,17 +87,24 @@ def check_pair(student: config_lib.ModelConfig, teacher: config_lib.ModelConfig,
   return losses.parse_layer_map(layer_map_spec, teacher.num_hidden_layers, student.num_hidden_layers)
 
 
+VOCAB_NAMES = ("vocab.txt", "spiece.model", "sentencepiece.model")
+
+
+def find_vocab(*folders):
+  """The first vocab (or SentencePiece model) shipped in one of `folders`, or None."""
+  for folder in folders:
+    for name in VOCAB_NAMES:
+      if folder and os.path.isfile(os.path.join(folder, name)):
+        return os.path.join(folder, name)
+  return None
+
+
 def check_vocab_matches(meta: dict, data_dir: str, ckpt_path: str, flag: str) -> None:
   """Refuses data tokenized with another vocab than the one shipped beside a checkpoint (when one is)."""
-  if not ckpt_path or not os.path.isdir(ckpt_path):
-    return
-  for name in ("vocab.txt", "spiece.model", "sentencepiece.model"):
-    vocab = os.path.join(ckpt_path, name)
-    if os.path.isfile(vocab) and meta.get("vocab_sha256"):
-      if records.sha256_file(vocab) != meta["vocab_sha256"]:
-        raise UserError(f"--data_dir {data_dir} was prepared with another vocab than {vocab} (--{flag}); "
-                        f"prepare the data again with that vocab")
-      return
+  vocab = find_vocab(ckpt_path) if ckpt_path and os.path.isdir(ckpt_path) else None
+  if vocab and meta.get("vocab_sha256") and records.sha256_file(vocab) != meta["vocab_sha256"]:
+    raise UserError(f"--data_dir {data_dir} was prepared with another vocab than {vocab} (--{flag}); "
+                    f"prepare the data again with that vocab")
 
 
 def run(main: Callable[[], None]) -> None:
