@@ -34,6 +34,10 @@ flags.DEFINE_integer("steps_per_loop", 100, "Steps inside one tf.function call b
 flags.DEFINE_integer("warmup_steps", 10000, "Linear learning-rate warmup steps (capped below the total).")
 flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate of AdamW, decayed linearly to zero.")
 flags.DEFINE_string("ckpt_path", None, "Optional checkpoint to initialise the student encoder from.")
+flags.DEFINE_bool("init_embeddings_from_teacher", False,
+                  "Start the student's token/position/segment embeddings (and W_h) from the teacher's, projected onto "
+                  "their top principal directions (modeling/teacher_init.py). Not in the TinyBERT paper: it helps "
+                  "when the general-distillation text is small. BERT-family students only; not with --ckpt_path.")
 flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not applied to LayerNorm and biases).")
 cli.define_distillation_flags()
 cli.define_runtime_flags()
@@ -57,6 +61,9 @@ def _validate():
   cli.check_path("teacher_ckpt_path", FLAGS.teacher_ckpt_path)
   if FLAGS.ckpt_path:
     cli.check_path("ckpt_path", FLAGS.ckpt_path)
+    if FLAGS.init_embeddings_from_teacher:
+      raise UserError("--init_embeddings_from_teacher and --ckpt_path both set the student's starting weights; "
+                      "choose one")
   layer_map = cli.check_pair(student, teacher, FLAGS.layer_map, FLAGS.max_seq_length)
   meta = records.read_meta(FLAGS.data_dir)
   records.check_meta(meta, FLAGS.data_dir, max_seq_length=FLAGS.max_seq_length, vocab_size=student.vocab_size)
@@ -95,6 +102,9 @@ def main():
     distillation = IntermediateDistillation(
         student_config.hidden_size, teacher_config.hidden_size, layer_map, FLAGS.attention_loss, FLAGS.projection,
         weights, initializer_range=student_config.initializer_range)
+    if FLAGS.init_embeddings_from_teacher:
+      from modeling.teacher_init import init_embeddings_from_teacher
+      logging.info(init_embeddings_from_teacher(student, teacher, distillation))
     optimizer = training.make_optimizer(FLAGS.learning_rate, total_steps, FLAGS.warmup_steps, FLAGS.dtype,
                                         FLAGS.weight_decay)
 
@@ -128,6 +138,7 @@ def main():
         "layer_map": layer_map, "attention_loss": FLAGS.attention_loss, "projection": FLAGS.projection,
         "loss_weights": weights, "batch_size": FLAGS.batch_size, "dtype": FLAGS.dtype,
         "distribution_strategy": FLAGS.distribution_strategy, "replicas": strategy.num_replicas_in_sync,
+        "init_embeddings_from_teacher": FLAGS.init_embeddings_from_teacher,
         "student_config": FLAGS.config_path, "teacher_config": FLAGS.teacher_config_path,
         "teacher_ckpt": FLAGS.teacher_ckpt_path, "history": loop.history})
     logging.info("done: step %d, %s; student checkpoint in %s", loop.step,

@@ -102,6 +102,7 @@ def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(setup):
     ({"teacher_ckpt_path": "/nonexistent/teacher"}, "--teacher_ckpt_path: not found"),
     ({"config_path": "VOCAB"}, "vocab_size 99"),
     ({"config_path": "HEADS"}, "the student has 4 heads"),
+    ({"init_embeddings_from_teacher": "true", "ckpt_path": "TEACHER"}, "set the student's starting weights; choose"),
 ])
 def test_refusals(setup, overrides, message):
   d = setup["dir"]
@@ -109,6 +110,8 @@ def test_refusals(setup, overrides, message):
     overrides["config_path"] = tiny.write_config(d / "vocab99.json", vocab_size=99, num_hidden_layers=2)
   if overrides.get("config_path") == "HEADS":
     overrides["config_path"] = tiny.write_config(d / "heads4.json", num_attention_heads=4, num_hidden_layers=2)
+  if overrides.get("ckpt_path") == "TEACHER":
+    overrides["ckpt_path"] = setup["teacher"]
   args = [a for a in _args(setup, str(d / "refused")) if not a.startswith("--max_seq_length")]
   args = [a for a in args if not any(a.startswith(f"--{k}=") for k in overrides)]
   args += [f"--{k}={v}" for k, v in overrides.items()]
@@ -119,3 +122,12 @@ def test_refusals(setup, overrides, message):
   assert "Traceback" not in result.stderr
   assert message in result.stderr.strip().splitlines()[-1]
   assert not os.path.exists(os.path.join(d / "refused", "checkpoints"))
+
+
+def test_init_embeddings_from_teacher(setup):
+  out = str(setup["dir"] / "init")
+  result = tiny.run_script("run_pretraining.py", *_args(setup, out, epochs=1, steps_per_epoch=5),
+                           "--init_embeddings_from_teacher")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "student embeddings set from the teacher's top 8 of 16 principal directions" in result.stderr
+  assert _summary(out)["init_embeddings_from_teacher"] is True
