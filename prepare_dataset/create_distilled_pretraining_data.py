@@ -246,72 +246,6 @@ def build_features(ids: np.ndarray, plans: np.ndarray, max_seq_length: int, cls_
   return word_ids, input_mask, type_ids
 
 
-def _varint_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Protobuf varints of a `[rows, n]` int array: the bytes of all rows concatenated, and the byte count per row."""
-  flat = np.ascontiguousarray(values, dtype=np.int64).view(np.uint64).reshape(-1)
-  num_groups = max(1, (int(flat.max(initial=0)).bit_length() + 6) // 7)
-  if num_groups == 1:  # Masks, type ids: every value is one byte.
-    return flat.astype(np.uint8), np.full(len(values), values.shape[1], np.int64)
-  num_bytes = np.ones(flat.shape, np.int64)
-  for group in range(1, num_groups):
-    num_bytes += flat >= np.uint64(1 << (7 * group))
-  starts = np.cumsum(num_bytes) - num_bytes
-  out = np.empty(int(starts[-1] + num_bytes[-1]), np.uint8)
-  for group in range(num_groups):
-    byte = ((flat >> np.uint64(7 * group)) & np.uint64(0x7F)).astype(np.uint8)
-    byte[num_bytes > group + 1] |= 0x80
-    present = num_bytes > group
-    out[starts[present] + group] = byte[present]
-  return out, num_bytes.reshape(values.shape).sum(axis=1)
-
-
-def _varint_column(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  return _varint_rows(values[:, None])
-
-
-def _constant_piece(data: bytes, rows: int) -> tuple[np.ndarray, np.ndarray]:
-  return np.tile(np.frombuffer(data, np.uint8), rows), np.full(rows, len(data), np.int64)
-
-
-def serialize_examples(input_word_ids: np.ndarray, input_mask: np.ndarray, input_type_ids: np.ndarray) -> list[bytes]:
-  """`records.serialize_example` for a whole batch of `[rows, max_seq_length]` arrays, without building protos.
-
-  Writes the `tf.train.Example` wire format directly, vectorized over rows: each feature is a map entry holding
-  an `Int64List` of packed varints. The records parse to the same `tf.train.Example` as
-  `records.serialize_example`'s (the tests check it); only the order of the map entries may differ, which
-  protobuf leaves unspecified anyway. Building `tf.train.Example` messages in Python was this script's largest
-  cost (about 90 us per example against a few here).
-  """
-  rows = len(input_word_ids)
-  pieces = []  # (bytes of all rows concatenated, bytes per row), in the order they appear in a record.
-  features_length = np.zeros(rows, np.int64)
-  for name, values in zip(records.FEATURES, (input_word_ids, input_mask, input_type_ids)):
-    key = name.encode()
-    payload, payload_length = _varint_rows(values)
-    list_header = [_constant_piece(b"\n", rows), _varint_column(payload_length)]
-    list_length = 1 + list_header[1][1] + payload_length
-    feature_header = [_constant_piece(b"\x1a", rows), _varint_column(list_length)]
-    feature_length = 1 + feature_header[1][1] + list_length
-    entry_body = [_constant_piece(b"\n" + bytes([len(key)]) + key + b"\x12", rows), _varint_column(feature_length)]
-    entry_length = entry_body[0][1] + entry_body[1][1] + feature_length
-    entry_header = [_constant_piece(b"\n", rows), _varint_column(entry_length)]
-    features_length += 1 + entry_header[1][1] + entry_length
-    pieces += entry_header + entry_body + feature_header + list_header + [(payload, payload_length)]
-  pieces = [_constant_piece(b"\n", rows), _varint_column(features_length)] + pieces
-  # Scatter every piece to its place: piece k of row r starts after row r's earlier pieces.
-  lengths = np.stack([length for _, length in pieces], axis=1)
-  record_length = lengths.sum(axis=1)
-  record_start = np.concatenate([[0], np.cumsum(record_length)])
-  piece_start = record_start[:-1, None] + np.cumsum(lengths, axis=1) - lengths
-  buffer = np.empty(int(record_start[-1]), np.uint8)
-  for k, (data, length) in enumerate(pieces):
-    offsets_in_data = np.arange(len(data)) - np.repeat(np.cumsum(length) - length, length)
-    buffer[np.repeat(piece_start[:, k], length) + offsets_in_data] = data
-  blob = buffer.tobytes()
-  bounds = record_start.tolist()
-  return [blob[bounds[r]:bounds[r + 1]] for r in range(rows)]
-
-
 def write_records(paths: list[str], features: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[int]:
   """Writes the examples in contiguous blocks over the shards; all shards become visible only if all succeed."""
   word_ids, input_mask, type_ids = features
@@ -323,7 +257,7 @@ def write_records(paths: list[str], features: tuple[np.ndarray, np.ndarray, np.n
     for writer, begin, end in zip(writers, bounds[:-1], bounds[1:]):
       for row in range(begin, end, _EXAMPLES_PER_WRITE):
         stop = min(end, row + _EXAMPLES_PER_WRITE)
-        for serialized in serialize_examples(word_ids[row:stop], input_mask[row:stop], type_ids[row:stop]):
+        for serialized in records.serialize_examples(word_ids[row:stop], input_mask[row:stop], type_ids[row:stop]):
           writer.write(serialized)
   except BaseException:
     for writer in writers:
