@@ -99,7 +99,8 @@ def main():
         "teacher_config_path": os.path.join(teacher_dir, "config.json"), "teacher_ckpt_path": teacher_dir,
         "max_seq_length": seq, "batch_size": scale["general_batch"], "epochs": 1,
         "steps_per_epoch": scale["general_steps"], "steps_per_loop": 25, "warmup_steps": scale["general_steps"] // 10,
-        "learning_rate": 1e-4, "layer_map": LAYER_MAP, "seed": 1, "save_checkpoint_steps": 100},
+        "learning_rate": 3e-4, "layer_map": LAYER_MAP, "seed": 1, "save_checkpoint_steps": 100,
+        "init_embeddings_from_teacher": "true"},
        os.path.join(general, "training_summary.json"))
   task_data = os.path.join(out, "rotten_tomatoes_data")
   step("3. prepare data for finetuning distillation (Rotten Tomatoes)", "prepare_dataset/create_finetuning_data.py",
@@ -117,7 +118,7 @@ def main():
         "teacher_config_path": os.path.join(teacher, "config.json"), "ckpt_path": general,
         "teacher_ckpt_path": teacher, "max_seq_length": seq, "batch_size": scale["batch"],
         "intermediate_epochs": scale["intermediate_epochs"], "prediction_epochs": scale["prediction_epochs"],
-        "learning_rate": 1e-4, "layer_map": LAYER_MAP, "seed": 1, "steps_per_loop": 10, "export_tflite": "true"},
+        "learning_rate": 5e-4, "layer_map": LAYER_MAP, "seed": 1, "steps_per_loop": 10, "export_tflite": "true"},
        os.path.join(student, "training_summary.json"))
 
   print("\n=== the exported student on raw sentences", flush=True)
