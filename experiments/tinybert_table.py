@@ -39,10 +39,10 @@ from modeling import assets
 
 SCALES = {
     # task_examples caps each split (None: all); general_* are the general-distillation run's settings.
-    "medium": {"task_examples": {"rotten_tomatoes": 2000, "bbc_news": None},
-               "seq": {"rotten_tomatoes": 64, "bbc_news": 128}, "teacher_epochs": 3, "epochs": 6,
+    "medium": {"task_examples": {"rotten_tomatoes": 2000, "bbc_news": 1000},
+               "seq": {"rotten_tomatoes": 64, "bbc_news": 64}, "teacher_epochs": 3, "epochs": 6,
                "intermediate_epochs": 3, "prediction_epochs": 3, "batch": 32,
-               "general_steps": 1000, "general_batch": 32, "general_seq": 128, "general_learning_rate": 3e-4},
+               "general_steps": 600, "general_batch": 32, "general_seq": 128, "general_learning_rate": 3e-4},
     "full": {"task_examples": {"rotten_tomatoes": None, "bbc_news": None},
              "seq": {"rotten_tomatoes": 128, "bbc_news": 256}, "teacher_epochs": 3, "epochs": 13,
              "intermediate_epochs": 10, "prediction_epochs": 3, "batch": 32,
@@ -53,10 +53,12 @@ STUDENT = os.path.join(ROOT, "configs", "tinybert_4l_312.json")
 STUDENT_LEARNING_RATE = 5e-4
 
 
-def dev_score(folder):
+def scores_of(folder):
+  """(dev, test) primary metric of a finished run: both from the checkpoint of its best dev epoch."""
   with open(os.path.join(folder, "eval_results.json")) as f:
     results = json.load(f)
-  return results["final_dev"][results["primary_metric"]], results["primary_metric"]
+  metric = results["primary_metric"]
+  return results["final_dev"][metric], results.get("test", {}).get(metric)
 
 
 def run_general(scale, out, teacher_dir, threads, step):
@@ -99,7 +101,7 @@ def run_task(task, seeds, scale, out, general_student, teacher_dir, threads, row
                  teacher_ckpt_path=teacher, layer_map=demo.LAYER_MAP, learning_rate=STUDENT_LEARNING_RATE,
                  cache_teacher_outputs="all", teacher_cache_dir=os.path.join(out, task, "teacher_cache"))
   stages = {"intermediate_epochs": scale["intermediate_epochs"], "prediction_epochs": scale["prediction_epochs"]}
-  scores = {"teacher": [dev_score(teacher)[0]]} if os.path.exists(os.path.join(teacher, "eval_results.json")) else {}
+  scores = {"teacher": [scores_of(teacher)]} if os.path.exists(os.path.join(teacher, "eval_results.json")) else {}
   for seed in seeds:
     runs = {
         "no distillation": dict(common, config_path=STUDENT, epochs=scale["epochs"],
@@ -114,7 +116,7 @@ def run_task(task, seeds, scale, out, general_student, teacher_dir, threads, row
       if row in rows:
         step(f"{task}: {row}, seed {seed}", "run_finetuning.py", dict(args, output_dir=folder, seed=seed), done)
       if os.path.exists(done):
-        scores.setdefault(row, []).append(dev_score(folder)[0])
+        scores.setdefault(row, []).append(scores_of(folder))
   return scores, _metric(data)
 
 
@@ -129,23 +131,36 @@ def _report_step(title, script, args, done_file):
     print(f"(not finished, left out: {title})")
 
 
+def _cell(values):
+  spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+  return f"{statistics.mean(values):.4f}{spread}"
+
+
 def format_table(all_scores, params):
-  lines = ["| model | params | " + " | ".join(f"{task} ({metric})" for task, (_, metric) in all_scores.items()) +
-           " | " + " | ".join(f"% of teacher ({task})" for task in all_scores) + " |",
-           "|---|---|" + "---|" * (2 * len(all_scores))]
+  """One row per model; per task: dev (best epoch) and test, each mean ± std over the seeds, and % of the teacher."""
+  header, rule = ["model", "params"], ["---", "---"]
+  for task, (_, metric) in all_scores.items():
+    header += [f"{task} dev {metric}", f"{task} test {metric}", f"% of teacher ({task} dev / test)"]
+    rule += ["---"] * 3
+  lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
   for row in ROWS:
-    cells, ratios = [], []
-    for (scores, _) in all_scores.values():
-      values = scores.get(row, [])
-      if not values:
-        cells.append("n/a")
-        ratios.append("n/a")
+    cells = [row, f"{params[row] / 1e6:.1f}M"]
+    for scores, _ in all_scores.values():
+      runs = scores.get(row, [])
+      dev = [d for d, _ in runs]
+      test = [t for _, t in runs if t is not None]
+      teacher = scores.get("teacher", [])
+      if not dev:
+        cells += ["n/a"] * 3
         continue
-      spread = f" ± {statistics.stdev(values):.4f} (n={len(values)})" if len(values) > 1 else " (1 run)"
-      cells.append(f"{statistics.mean(values):.4f}{spread}")
-      teacher = scores.get("teacher")
-      ratios.append(f"{100 * statistics.mean(values) / statistics.mean(teacher):.1f}%" if teacher else "n/a")
-    lines.append(f"| {row} | {params[row] / 1e6:.1f}M | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+      n = f" (n={len(dev)})" if row != "teacher" else ""
+      cells += [_cell(dev) + n, _cell(test) if test else "n/a"]
+      if teacher and test:
+        cells.append(f"{100 * statistics.mean(dev) / teacher[0][0]:.1f}% / "
+                     f"{100 * statistics.mean(test) / teacher[0][1]:.1f}%")
+      else:
+        cells.append("n/a")
+    lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 
@@ -155,8 +170,9 @@ def plot(all_scores, path):
   import matplotlib.pyplot as plt
   fig, axes = plt.subplots(1, len(all_scores), figsize=(5 * len(all_scores), 4), squeeze=False)
   for ax, (task, (scores, metric)) in zip(axes[0], all_scores.items()):
-    means = [statistics.mean(scores[r]) if scores.get(r) else 0 for r in ROWS]
-    errors = [statistics.stdev(scores[r]) if len(scores.get(r, [])) > 1 else 0 for r in ROWS]
+    dev = {r: [d for d, _ in scores.get(r, [])] for r in ROWS}
+    means = [statistics.mean(dev[r]) if dev[r] else 0 for r in ROWS]
+    errors = [statistics.stdev(dev[r]) if len(dev[r]) > 1 else 0 for r in ROWS]
     ax.bar(range(len(ROWS)), means, yerr=errors, color=["#555"] + ["#4a7ab0"] * 4, capsize=4)
     ax.set_xticks(range(len(ROWS)), [r.replace(" (", "\n(") for r in ROWS], rotation=30, ha="right", fontsize=8)
     ax.set_ylim(max(0, min([m for m in means if m] or [0.5]) - 0.1), 1.0)
