@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np
 from absl import app, flags, logging
 
 from modeling import files, records, tokenization
@@ -32,6 +33,7 @@ FLAGS = flags.FLAGS
 GENERIC_FLAGS = ("text_column", "text_pair_column", "label_column", "delimiter", "has_header", "regression")
 # Split files this script may write; stale ones from an earlier run into the same folder are removed.
 _OWN_SPLITS = ("train", "dev", "dev_mismatched", "test", "test_mismatched")
+_SAMPLE_SEED = 12345  # --sample_examples: the same subset on every run.
 
 
 def encode_split(examples, tokenizer: tokenization.Tokenizer, label_ids, max_seq_length: int):
@@ -73,14 +75,36 @@ def _relative_counts(counts: dict, data_dir: str | None) -> dict:
   return {os.path.relpath(path, data_dir) if data_dir else os.path.basename(path): n for path, n in counts.items()}
 
 
+def _cap(examples: list, max_examples: int | None, sample: bool) -> list:
+  """The first `max_examples` examples, or with `sample` a seeded random subset of that size in file order."""
+  if not max_examples or len(examples) <= max_examples:
+    return examples
+  if not sample:
+    return examples[:max_examples]
+  keep = np.sort(np.random.default_rng(_SAMPLE_SEED).choice(len(examples), max_examples, replace=False))
+  return [examples[i] for i in keep]
+
+
 def read_task_examples(processor: dataset_processors.TaskProcessor, data_dir: str | None,
-                       max_examples: int | None = None) -> dict:
-  """Reads and checks every split of a task; returns {split: examples} for the splits that have examples."""
+                       max_examples: int | None = None, sample_examples: bool = False) -> dict:
+  """Reads and checks every split of a task; returns {split: examples} for the splits that have examples.
+
+  With `max_examples`, a cap that keeps only some of the labels a split has (the first rows of a file sorted by
+  label) is refused: it would silently train on part of the task. `sample_examples` takes a random subset instead.
+  """
   examples_by_split = {}
   for split in processor.splits:
-    examples = processor.get_examples(data_dir, split)[:max_examples]
+    everything = processor.get_examples(data_dir, split)
+    examples = _cap(everything, max_examples, sample_examples)
     if not examples and split in ("train", "dev"):
       raise UserError(f"{processor.name}: the {split} split of {data_dir or 'the packaged data'} has no examples")
+    if processor.get_labels() and len(examples) < len(everything):
+      labels = lambda chosen: {e.label for e in chosen if e.label is not None}
+      dropped = sorted(labels(everything) - labels(examples), key=str)
+      if dropped:
+        raise UserError(f"{processor.name}: --max_examples={max_examples} keeps none of the {split} examples "
+                        f"labelled {', '.join(map(str, dropped))} (the first rows of this split are sorted by "
+                        "label); add --sample_examples to keep a random subset of that size instead")
     if examples:
       examples_by_split[split] = examples
   return examples_by_split
@@ -88,7 +112,7 @@ def read_task_examples(processor: dataset_processors.TaskProcessor, data_dir: st
 
 def create_finetuning_data(processor: dataset_processors.TaskProcessor, tokenizer: tokenization.Tokenizer,
                            data_dir: str | None, output_dir: str, max_seq_length: int,
-                           max_examples: int | None = None) -> dict:
+                           max_examples: int | None = None, sample_examples: bool = False) -> dict:
   """Reads every split of a task, checks it, then writes `<split>.tfrecord` files and `meta.json`.
 
   Nothing is written (and `output_dir` is not created) when the data has a problem.
@@ -100,11 +124,12 @@ def create_finetuning_data(processor: dataset_processors.TaskProcessor, tokenize
     output_dir: folder to write into; created if needed.
     max_seq_length: length of every record.
     max_examples: if set, keep only the first `max_examples` examples of each split.
+    sample_examples: with `max_examples`, keep a seeded random subset (in file order) instead of the first ones.
 
   Returns:
     The meta dict written to `meta.json`.
   """
-  examples_by_split = read_task_examples(processor, data_dir, max_examples)
+  examples_by_split = read_task_examples(processor, data_dir, max_examples, sample_examples)
   files.ensure_writable_dir(output_dir, flag="output_dir")
   label_list = processor.get_labels()
   logging.info("%s: %s examples; labels %s", processor.name,
@@ -152,6 +177,7 @@ def create_finetuning_data(processor: dataset_processors.TaskProcessor, tokenize
       "test_has_labels": processor.has_test_labels,
       "max_seq_length": max_seq_length,
       "max_examples": max_examples,
+      "sample_examples": bool(max_examples and sample_examples),
       "tokenizer": tokenizer.kind,
       "vocab_sha256": tokenizer.vocab_sha256,
       "vocab_size": tokenizer.vocab_size,
@@ -197,7 +223,7 @@ def run(flag_values: flags.FlagValues = FLAGS) -> dict:
   tokenizer = tokenization.build_tokenizer(flag_values.vocab_path, flag_values.spm_model_file,
                                            flag_values.do_lower_case, vocab_flag="vocab_path")
   return create_finetuning_data(processor, tokenizer, data_dir, flag_values.output_dir, flag_values.max_seq_length,
-                                flag_values.max_examples)
+                                flag_values.max_examples, flag_values.sample_examples)
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -223,8 +249,10 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
   string("spm_model_file", None, "SentencePiece .model file (ALBERT) instead of --vocab_path.")
   boolean("skip_bad_rows", False, "Skip malformed rows (wrong column count, unknown label) and count them in "
           "meta.json instead of failing on the first one.")
-  integer("max_examples", None, "Keep at most this many examples of each split (the first ones), for quick runs.",
-          lower_bound=1)
+  integer("max_examples", None, "Keep at most this many examples of each split (the first ones), for quick runs. "
+          "Refused when that drops a label a split has; then add --sample_examples.", lower_bound=1)
+  boolean("sample_examples", False, "With --max_examples: keep a random subset (fixed seed, file order kept) instead "
+          "of the first examples, for files sorted by label such as bbc_news.")
   string("text_column", "0", "tsv/csv tasks: column of the text, a 0-based index or a header name.")
   string("text_pair_column", None, "tsv/csv tasks: column of the second text of sentence-pair tasks.")
   string("label_column", "-1", "tsv/csv tasks: column of the label (default: the last one).")

@@ -207,3 +207,30 @@ def test_failed_run_keeps_the_previous_output(tmp_path, tokenizer):
   with pytest.raises(UserError, match="train.tsv:3: unknown label '2'"):
     cfd.create_finetuning_data(dp.get_processor("sst-2"), tokenizer, _sst_dir(tmp_path), str(output_dir), 16)
   assert {name: (output_dir / name).read_bytes() for name in os.listdir(output_dir)} == before
+
+
+def test_max_examples_that_drops_labels_is_refused(tmp_path, vocab_path):
+  # bbc_news lists its files class by class, so its first 100 training articles are all `business`.
+  result = _run_script("--task_name=bbc_news", f"--vocab_path={vocab_path}", f"--output_dir={tmp_path / 'bbc'}",
+                       "--max_examples=100", "--max_seq_length=32")
+  assert result.returncode == 1
+  last = result.stderr.strip().splitlines()[-1]
+  assert "--max_examples=100 keeps none of the train examples labelled entertainment, politics, sports, tech" in last
+  assert "--sample_examples" in last and "Traceback" not in result.stderr
+  assert not os.path.exists(tmp_path / "bbc")
+
+
+def test_sample_examples_keeps_a_fixed_random_subset(tmp_path, vocab_path):
+  runs = []
+  for name in ("a", "b"):
+    output_dir = tmp_path / name
+    result = _run_script("--task_name=bbc_news", f"--vocab_path={vocab_path}", f"--output_dir={output_dir}",
+                         "--max_examples=100", "--sample_examples", "--max_seq_length=32")
+    assert result.returncode == 0, result.stderr
+    meta = records.read_meta(str(output_dir))
+    assert meta["num_examples"]["train"] == 100 and meta["sample_examples"] is True
+    runs.append(_read_records(str(output_dir / "train.tfrecord"), 32, tf.int64))
+  (features, labels), (features_b, labels_b) = runs
+  assert sorted(set(labels.tolist())) == [0, 1, 2, 3, 4]  # every class, unlike the first 100
+  np.testing.assert_array_equal(features["input_word_ids"], features_b["input_word_ids"])
+  np.testing.assert_array_equal(labels, labels_b)
