@@ -271,7 +271,14 @@ def _train_dataset(stage, teacher, layer_map, train_file, label_dtype, steps_per
   cached_batches = teacher_cache.cache_teacher_outputs(
       teacher, ordered, layer_map, what, storage=FLAGS.teacher_cache_dir or "memory",
       cache_key=f"{records.sha256_file(train_file)}-{FLAGS.batch_size}")
-  return cached_batches.shuffle(steps_per_epoch, seed=FLAGS.seed, reshuffle_each_iteration=True).repeat()
+  batches = cached_batches.shuffle(steps_per_epoch, seed=FLAGS.seed, reshuffle_each_iteration=True)
+  if stage == "intermediate":  # Its losses do not use the labels, and its cached outputs are large: whole batches.
+    return batches.repeat()
+  # The prediction stage learns the classes from these batches, so a training file sorted by label (bbc_news) must
+  # not give one-class batches: its examples are reshuffled one by one (logits are small) and batched again.
+  examples = batches.unbatch().shuffle(steps_per_epoch * FLAGS.batch_size, seed=FLAGS.seed,
+                                       reshuffle_each_iteration=True)
+  return examples.batch(FLAGS.batch_size, drop_remainder=True).repeat()
 
 
 def main():
