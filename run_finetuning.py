@@ -258,7 +258,20 @@ def _export(model, output_dir, tokenizer, regression):
   return export_dir
 
 
-def _train_dataset(stage, teacher, layer_map, train_file, label_dtype, steps_per_epoch):
+# Checkpoints save the input position, and with it the shuffle buffer of cached stage-1 batches (hidden states and
+# attention logits): the buffer is capped at this many bytes, or it would hold, and save, the whole cache.
+_CACHED_SHUFFLE_BYTES = 256 << 20
+
+
+def _cached_shuffle_batches(teacher_config, layer_map, steps_per_epoch):
+  """How many cached stage-1 batches the shuffle buffer holds: all of them, or what `_CACHED_SHUFFLE_BYTES` fits."""
+  per_batch = teacher_cache.estimate_cache_bytes(
+      FLAGS.batch_size, FLAGS.max_seq_length, hidden_size=teacher_config.hidden_size,
+      num_heads=teacher_config.num_attention_heads, num_mapped_layers=len(layer_map), what=("hidden", "attention"))
+  return max(1, min(steps_per_epoch, _CACHED_SHUFFLE_BYTES // max(per_batch, 1)))
+
+
+def _train_dataset(stage, teacher, layer_map, train_file, label_dtype, steps_per_epoch, teacher_config=None):
   """The repeated training batches; with a teacher-output cache, each batch also carries the teacher's outputs."""
   what = {"prediction": ("logits",), "intermediate": ("hidden", "attention")}.get(stage)
   cached = FLAGS.cache_teacher_outputs == "all" or (FLAGS.cache_teacher_outputs == "logits" and stage == "prediction")
@@ -271,9 +284,10 @@ def _train_dataset(stage, teacher, layer_map, train_file, label_dtype, steps_per
   cached_batches = teacher_cache.cache_teacher_outputs(
       teacher, ordered, layer_map, what, storage=FLAGS.teacher_cache_dir or "memory",
       cache_key=f"{records.sha256_file(train_file)}-{FLAGS.batch_size}")
-  batches = cached_batches.shuffle(steps_per_epoch, seed=FLAGS.seed, reshuffle_each_iteration=True)
   if stage == "intermediate":  # Its losses do not use the labels, and its cached outputs are large: whole batches.
-    return batches.repeat()
+    buffer = _cached_shuffle_batches(teacher_config, layer_map, steps_per_epoch)
+    return cached_batches.shuffle(buffer, seed=FLAGS.seed, reshuffle_each_iteration=True).repeat()
+  batches = cached_batches.shuffle(steps_per_epoch, seed=FLAGS.seed, reshuffle_each_iteration=True)
   # The prediction stage learns the classes from these batches, so a training file sorted by label (bbc_news) must
   # not give one-class batches: its examples are reshuffled one by one (logits are small) and batched again.
   examples = batches.unbatch().shuffle(steps_per_epoch * FLAGS.batch_size, seed=FLAGS.seed,
@@ -359,7 +373,8 @@ def main():
     if stage == "intermediate":
       objects["projection"] = distillation
       trainable = lambda: student.encoder.trainable_variables + distillation.trainable_variables
-    dataset = _train_dataset(stage, teacher, layer_map, split_files["train"], label_dtype, steps_per_epoch)
+    dataset = _train_dataset(stage, teacher, layer_map, split_files["train"], label_dtype, steps_per_epoch,
+                             teacher_config)
     if stage == "intermediate" and FLAGS.cache_teacher_outputs == "all":
       distillation.layer_map = teacher_cache.cached_layer_map(layer_map)
     loop = training.TrainLoop(
