@@ -22,7 +22,7 @@ cache of the teacher's outputs on disk (`--cache_teacher_outputs all`), which sh
 to experiments/results/tinybert_table.{md,json,png}; finished runs are skipped, so an interrupted table resumes,
 and `--report_only` rebuilds the table from the runs that finished.
 
-  python3 experiments/tinybert_table.py --intra_op_threads 2 --inter_op_threads 1    # the reported table
+  python3 experiments/tinybert_table.py --intra_op_threads 1 --inter_op_threads 1    # the reported table (medium)
   python3 experiments/tinybert_table.py --scale full
 """
 
