@@ -263,15 +263,15 @@ def _export(model, output_dir, tokenizer, regression):
 _CACHED_SHUFFLE_BYTES = 256 << 20
 
 
-def _cached_shuffle_batches(teacher_config, layer_map, steps_per_epoch):
-  """How many cached stage-1 batches the shuffle buffer holds: all of them, or what `_CACHED_SHUFFLE_BYTES` fits."""
+def _cached_shuffle_batches(teacher_config, layer_map, what, steps_per_epoch):
+  """How many cached batches the shuffle buffer holds: all of them, or what `_CACHED_SHUFFLE_BYTES` fits."""
   per_batch = teacher_cache.estimate_cache_bytes(
       FLAGS.batch_size, FLAGS.max_seq_length, hidden_size=teacher_config.hidden_size,
-      num_heads=teacher_config.num_attention_heads, num_mapped_layers=len(layer_map), what=("hidden", "attention"))
+      num_heads=teacher_config.num_attention_heads, num_mapped_layers=len(layer_map), what=what)
   return max(1, min(steps_per_epoch, _CACHED_SHUFFLE_BYTES // max(per_batch, 1)))
 
 
-def _train_dataset(stage, teacher, layer_map, train_file, label_dtype, steps_per_epoch, teacher_config=None):
+def _train_dataset(stage, teacher, teacher_config, layer_map, train_file, label_dtype, steps_per_epoch):
   """The repeated training batches; with a teacher-output cache, each batch also carries the teacher's outputs."""
   what = {"prediction": ("logits",), "intermediate": ("hidden", "attention")}.get(stage)
   cached = FLAGS.cache_teacher_outputs == "all" or (FLAGS.cache_teacher_outputs == "logits" and stage == "prediction")
@@ -285,7 +285,7 @@ def _train_dataset(stage, teacher, layer_map, train_file, label_dtype, steps_per
       teacher, ordered, layer_map, what, storage=FLAGS.teacher_cache_dir or "memory",
       cache_key=f"{records.sha256_file(train_file)}-{FLAGS.batch_size}")
   if stage == "intermediate":  # Its losses do not use the labels, and its cached outputs are large: whole batches.
-    buffer = _cached_shuffle_batches(teacher_config, layer_map, steps_per_epoch)
+    buffer = _cached_shuffle_batches(teacher_config, layer_map, what, steps_per_epoch)
     return cached_batches.shuffle(buffer, seed=FLAGS.seed, reshuffle_each_iteration=True).repeat()
   batches = cached_batches.shuffle(steps_per_epoch, seed=FLAGS.seed, reshuffle_each_iteration=True)
   # The prediction stage learns the classes from these batches, so a training file sorted by label (bbc_news) must
@@ -373,8 +373,8 @@ def main():
     if stage == "intermediate":
       objects["projection"] = distillation
       trainable = lambda: student.encoder.trainable_variables + distillation.trainable_variables
-    dataset = _train_dataset(stage, teacher, layer_map, split_files["train"], label_dtype, steps_per_epoch,
-                             teacher_config)
+    dataset = _train_dataset(stage, teacher, teacher_config, layer_map, split_files["train"], label_dtype,
+                             steps_per_epoch)
     if stage == "intermediate" and FLAGS.cache_teacher_outputs == "all":
       distillation.layer_map = teacher_cache.cached_layer_map(layer_map)
     loop = training.TrainLoop(

@@ -12,8 +12,9 @@ at step 0:
 
 So the student's summed input embedding is the projection of the teacher's onto its k main directions, and W_h
 maps its normalised form back through the teacher's LayerNorm scale and shift. On MiniLM -> TinyBERT4 this cuts the
-embedding loss at step 0 about 4x against a random start (0.087 vs 0.368 on 16 news sequences). This is an addition to the TinyBERT recipe (the paper starts from random weights), and it only sets
-initial values: general distillation trains everything afterwards as usual.
+embedding loss at step 0 about 4x against a random start (0.087 vs 0.368 on 16 news sequences). This is an
+addition to the TinyBERT recipe (the paper starts from random weights), and it only sets initial values: general
+distillation trains everything afterwards as usual.
 """
 
 import numpy as np
@@ -22,11 +23,16 @@ import tensorflow as tf
 from modeling.errors import UserError
 
 
+def _principal_components(table: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+  """The top-`k` principal directions of `table`'s rows ([width, k], orthonormal) and the variance share they keep."""
+  centered = table.astype(np.float64) - table.mean(axis=0, dtype=np.float64)
+  _, singular, vt = np.linalg.svd(centered, full_matrices=False)
+  return vt[:k].T, float(np.sum(singular[:k] ** 2) / np.sum(singular ** 2))
+
+
 def principal_directions(table: np.ndarray, k: int) -> np.ndarray:
   """The top-`k` principal directions of the rows of `table`, as a [width, k] matrix with orthonormal columns."""
-  centered = table.astype(np.float64) - table.mean(axis=0, dtype=np.float64)
-  _, _, vt = np.linalg.svd(centered, full_matrices=False)
-  return vt[:k].T
+  return _principal_components(table, k)[0]
 
 
 def _embedding_tables(encoder, role: str) -> tuple[tf.Variable, tf.Variable, tf.Variable]:
@@ -67,12 +73,10 @@ def init_embeddings_from_teacher(student, teacher, distillation=None) -> str:
     raise UserError(f"--init_embeddings_from_teacher: the student's embeddings ({k}) are wider than the teacher's "
                     f"({width}); it only narrows")
   teacher_word = t_word.numpy()
-  directions = np.eye(width) if k == width else principal_directions(teacher_word, k)
+  directions, kept = (np.eye(width), 1.0) if k == width else _principal_components(teacher_word, k)
   s_word.assign((teacher_word @ directions).astype(s_word.dtype.as_numpy_dtype))
   s_position.assign((t_position.numpy()[:s_position.shape[0]] @ directions).astype(s_position.dtype.as_numpy_dtype))
   s_type.assign((t_type.numpy() @ directions).astype(s_type.dtype.as_numpy_dtype))
-  centered = teacher_word - teacher_word.mean(axis=0)
-  kept = float(np.sum((centered @ directions) ** 2) / np.sum(centered ** 2))
   message = (f"student embeddings set from the teacher's top {k} of {width} principal directions "
              f"({100 * kept:.1f}% of the token-embedding variance)")
   projections = getattr(distillation, "projections", None)
