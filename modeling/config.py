@@ -134,6 +134,8 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ModelConfig
     values[name] = kind(value)
   values.setdefault("intermediate_size", 512)
   values.setdefault("type_vocab_size", 1)
+  if model_type == "mobilebert" and "intra_bottleneck_size" in values:
+    values.setdefault("true_hidden_size", values["intra_bottleneck_size"])  # As Hugging Face derives it.
   if model_type == "mpnet":
     values.setdefault("pad_token_id", 1)  # Hugging Face's MPNet numbers positions after 1 whatever the config.
   config = ModelConfig(**values)
