@@ -192,6 +192,22 @@ def test_attention_logits_include_the_bias_and_give_the_layer_probabilities():
   np.testing.assert_allclose(outputs["hidden_states"][1].numpy(), expected.numpy(), atol=1e-5)
 
 
+def test_every_variable_trains_under_tf_function():
+  encoder = build_encoder(config_from_dict(TINY))
+
+  @tf.function
+  def gradients():
+    with tf.GradientTape() as tape:
+      outputs = encoder(_inputs(), training=True)
+      loss = tf.reduce_sum(outputs["pooled_output"] ** 2) + tf.reduce_sum(outputs["attention_logits"][-1] ** 2)
+    return tape.gradient(loss, encoder.trainable_variables)
+
+  grads = gradients()
+  assert len(grads) == len(encoder.trainable_variables) == 5 + 2 * 16 + 2
+  for variable, grad in zip(encoder.trainable_variables, grads):
+    assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0, variable.name
+
+
 def test_tf2_round_trip_is_bit_identical(tmp_path):
   config = config_from_dict(TINY)
   saved, loaded = build_encoder(config), build_encoder(config)
