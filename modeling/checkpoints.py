@@ -7,8 +7,9 @@ The source is chosen by what the path holds (`find_checkpoint`):
        output folder of this project (`best/` is preferred over the latest checkpoint in `checkpoints/`).
   tf1: a Google BERT checkpoint (`bert_model.ckpt`, variables `bert/...`), renamed with tf-models'
        `tf1_bert_checkpoint_converter_lib`.
-  hf:  a Hugging Face folder with `config.json` and `model.safetensors`, for BERT (MiniLM, TinyBERT), RoBERTa and
-       ALBERT.
+  hf:  a Hugging Face folder with `config.json` and `model.safetensors`, for BERT (MiniLM, TinyBERT), RoBERTa,
+       ALBERT, MPNet and MobileBERT, also in their `*ForMaskedLM` / `*ForPreTraining` layouts (the heads are
+       ignored; a checkpoint without pooler weights loads with a freshly initialized pooler).
 
 Every source is first matched against the encoder's variables as a whole: a missing tensor, an unused encoder
 tensor or a shape mismatch is a `UserError` naming the first offenders, raised before any variable is assigned,
@@ -156,6 +157,7 @@ class _Match:
   """Source tensors matched to the encoder's variables, and what did not match."""
   assignments: list[tuple[tf.Variable, Callable[[], np.ndarray]]] = dataclasses.field(default_factory=list)
   problems: list[str] = dataclasses.field(default_factory=list)
+  fresh: list[str] = dataclasses.field(default_factory=list)  # Encoder variables kept at their initial values.
 
   def check(self, source: str, config: ModelConfig) -> None:
     if not self.problems:
@@ -292,11 +294,15 @@ class _Rule:
 
 def _match_named(network: tf_keras.Model, tensor_shapes: dict[str, list[int]],
                  read_tensor: Callable[[str], np.ndarray], rule_for: Callable[[str], _Rule | None],
-                 is_encoder_tensor: Callable[[str], bool]) -> _Match:
+                 is_encoder_tensor: Callable[[str], bool], may_stay_fresh: Callable[[str], bool] = lambda _: False
+                 ) -> _Match:
   match, used = _Match(), set()
   for name, variable in _variable_names(network).items():
     rule = rule_for(name)
     target = _shape(variable.shape)
+    if rule is not None and rule.source not in tensor_shapes and may_stay_fresh(name):
+      match.fresh.append(name)
+      continue
     if rule is None or rule.source not in tensor_shapes:
       match.problems.append(f"missing: {rule.source if rule else name} (for the encoder's {name})")
       continue
@@ -347,13 +353,18 @@ _HF_ALBERT_LAYER = {"self_attention/query": "attention.query", "self_attention/k
                     "self_attention/value": "attention.value", "self_attention/attention_output": "attention.dense",
                     "self_attention_layer_norm": "attention.LayerNorm", "intermediate": "ffn",
                     "output": "ffn_output", "output_layer_norm": "full_layer_layer_norm"}
-_HF_PARAMETER = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias", "embeddings": "weight"}
+_HF_MPNET_LAYER = {"self_attention/query": "attention.attn.q", "self_attention/key": "attention.attn.k",
+                   "self_attention/value": "attention.attn.v", "self_attention/attention_output": "attention.attn.o",
+                   "self_attention_layer_norm": "attention.LayerNorm", "intermediate": "intermediate.dense",
+                   "output": "output.dense", "output_layer_norm": "output.LayerNorm"}
+_HF_PARAMETER = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias", "embeddings": "weight",
+                 "rel_embedding": "weight"}
 _HF_ENCODER_PARTS = ("embeddings.", "encoder.", "pooler.")
 
 
 def _hf_rule(name: str, config: ModelConfig, prefix: str) -> _Rule | None:
   """The Hugging Face tensor and conversion for one `BertEncoderV2` variable name."""
-  albert = config.model_type == "albert"
+  albert, mpnet = config.model_type == "albert", config.model_type == "mpnet"
   module, _, parameter = name.rpartition("/")
   hf_parameter = _HF_PARAMETER.get(parameter)
   if hf_parameter is None:
@@ -364,6 +375,10 @@ def _hf_rule(name: str, config: ModelConfig, prefix: str) -> _Rule | None:
     source = "embeddings.word_embeddings"
   elif module == "type_embeddings":
     source = "embeddings.token_type_embeddings"
+  elif module == "position_embedding" and mpnet:
+    source = "embeddings.position_embeddings"  # MPNet's encoder keeps the whole table: pads use the padding row.
+  elif module == "relative_attention_bias":
+    source = "encoder.relative_attention_bias"
   elif module == "position_embedding":
     # RoBERTa numbers positions from pad_token_id + 1 (rows up to the padding id are never used).
     offset = config.pad_token_id + 1 if config.model_type == "roberta" else 0
@@ -376,13 +391,77 @@ def _hf_rule(name: str, config: ModelConfig, prefix: str) -> _Rule | None:
     source = "pooler" if albert else "pooler.dense"
   else:
     found = re.fullmatch(r"transformer/layer_(\d+)/(.+)", module)
-    layer_names = _HF_ALBERT_LAYER if albert else _HF_BERT_LAYER
+    layer_names = _HF_ALBERT_LAYER if albert else _HF_MPNET_LAYER if mpnet else _HF_BERT_LAYER
     if not found or found.group(2) not in layer_names:
       return None
     layer = "encoder.albert_layer_groups.0.albert_layers.0" if albert else f"encoder.layer.{found.group(1)}"
     source = f"{layer}.{layer_names[found.group(2)]}"
     in_dims = 2 if found.group(2) == "self_attention/attention_output" else 1
   return _Rule(f"{prefix}{source}.{hf_parameter}", kind=kind, in_dims=in_dims)
+
+
+# MobileBERT: tf-models' `MobileBERTTransformer` sub-layers (per layer) to Hugging Face's `MobileBertLayer` modules.
+_HF_MOBILEBERT_LAYER = {"attention/query": "attention.self.query", "attention/key": "attention.self.key",
+                        "attention/value": "attention.self.value",
+                        "attention/attention_output": "attention.output.dense",
+                        "attention/norm": "attention.output.LayerNorm", "bottleneck_input/dense": "bottleneck.input.dense",
+                        "bottleneck_input/norm": "bottleneck.input.LayerNorm",
+                        "kq_shared_bottleneck/dense": "bottleneck.attention.dense",
+                        "kq_shared_bottleneck/norm": "bottleneck.attention.LayerNorm",
+                        "bottleneck_output/dense": "output.bottleneck.dense",
+                        "bottleneck_output/norm": "output.bottleneck.LayerNorm"}
+_HF_MOBILEBERT_EMBEDDINGS = {"word_embedding": "word_embeddings", "type_embedding": "token_type_embeddings",
+                             "position_embedding": "position_embeddings",
+                             "embedding_projection": "embedding_transformation", "embedding_norm": "LayerNorm"}
+_HF_MOBILEBERT_FFN = {"intermediate_dense": "intermediate.dense", "output_dense": "output.dense",
+                      "norm": "output.LayerNorm"}
+
+
+def _hf_mobilebert_rule(name: str, config: ModelConfig, prefix: str) -> _Rule | None:
+  """The Hugging Face tensor and conversion for one variable of tf-models' `MobileBERTEncoder`.
+
+  tf-models runs `num_feedforward_networks` FFNs `ffn_layer_0..N-1`; Hugging Face keeps the first N-1 in `ffn.K`
+  and the last as the layer's own `intermediate` / `output`.
+  """
+  module, _, parameter = name.rpartition("/")
+  hf_parameter = _HF_PARAMETER.get(parameter)
+  if hf_parameter is None:
+    return None
+  kind = {"kernel": "linear", "bias": "reshape"}.get(parameter, "copy")
+  found = re.fullmatch(r"mobile_bert_embedding(?:_\d+)?/(\w+)", module)  # Keras numbers later instances.
+  if found:
+    if found.group(1) not in _HF_MOBILEBERT_EMBEDDINGS:
+      return None
+    return _Rule(f"{prefix}embeddings.{_HF_MOBILEBERT_EMBEDDINGS[found.group(1)]}.{hf_parameter}", kind=kind)
+  if module == "pooler":
+    return _Rule(f"{prefix}pooler.dense.{hf_parameter}", kind=kind)
+  found = re.fullmatch(r"transformer_layer_(\d+)/(.+)", module)
+  if not found:
+    return None
+  layer, sub = f"{prefix}encoder.layer.{found.group(1)}", found.group(2)
+  ffn = re.fullmatch(r"ffn_layer_(\d+)/(\w+)", sub)
+  if ffn and ffn.group(2) in _HF_MOBILEBERT_FFN:
+    index = int(ffn.group(1))
+    owner = layer if index == config.num_feedforward_networks - 1 else f"{layer}.ffn.{index}"
+    source = f"{owner}.{_HF_MOBILEBERT_FFN[ffn.group(2)]}"
+  elif sub in _HF_MOBILEBERT_LAYER:
+    source = f"{layer}.{_HF_MOBILEBERT_LAYER[sub]}"
+  else:
+    return None
+  return _Rule(f"{source}.{hf_parameter}", kind=kind, in_dims=2 if sub == "attention/attention_output" else 1)
+
+
+def _check_hf_mobilebert_layout(folder: str) -> None:
+  """tf-models' MobileBERT always has trigram embeddings and bottlenecks; refuse a checkpoint without them."""
+  path = os.path.join(folder, "config.json")
+  if not os.path.isfile(path):
+    return
+  with open(path) as f:
+    raw = json.load(f)
+  for key in ("trigram_input", "use_bottleneck"):
+    if raw.get(key, True) is False:
+      raise UserError(f"checkpoint {folder}: config.json has {key}=false, but tf-models' MobileBERTEncoder always "
+                      f"uses {key.replace('_', ' ')}; this MobileBERT cannot be loaded")
 
 
 def _read_safetensors(folder: str) -> dict[str, np.ndarray]:
@@ -406,23 +485,30 @@ def _read_safetensors(folder: str) -> dict[str, np.ndarray]:
 
 
 def _hf_prefix(tensors: dict[str, np.ndarray], folder: str) -> str:
-  for prefix in ("", "bert.", "roberta.", "albert."):
+  for prefix in ("", "bert.", "roberta.", "albert.", "mpnet.", "mobilebert."):
     if f"{prefix}embeddings.word_embeddings.weight" in tensors:
       return prefix
   raise UserError(f"checkpoint {folder}: no 'embeddings.word_embeddings.weight' tensor (with or without a "
-                  f"bert./roberta./albert. prefix); not a BERT, RoBERTa or ALBERT model")
+                  f"bert./roberta./albert./mpnet./mobilebert. prefix); not a BERT, RoBERTa, ALBERT, MPNet or "
+                  f"MobileBERT model")
 
 
 def _match_hf(network: tf_keras.Model, config: ModelConfig, folder: str) -> _Match:
-  if config.model_type == "mobilebert":
-    raise UserError(f"checkpoint {folder}: Hugging Face MobileBERT weights are not supported; convert them to a "
-                    f"TF2 checkpoint of tf-models' MobileBERTEncoder")
+  mobilebert = config.model_type == "mobilebert"
+  if mobilebert:
+    _check_hf_mobilebert_layout(folder)
+  rule = _hf_mobilebert_rule if mobilebert else _hf_rule
+  pooler_variables = "pooler/" if mobilebert else "pooler_transform/"
   tensors = _read_safetensors(folder)
   prefix = _hf_prefix(tensors, folder)
   tensors = {name: tensor for name, tensor in tensors.items() if not name.endswith("position_ids")}
   shapes = {name: list(tensor.shape) for name, tensor in tensors.items()}
-  return _match_named(network, shapes, tensors.__getitem__, lambda name: _hf_rule(name, config, prefix),
-                      lambda name: name.startswith(tuple(prefix + part for part in _HF_ENCODER_PARTS)))
+  # `*ForMaskedLM` checkpoints and roberta-base have no pooler: it keeps its fresh initialization, but only when
+  # the checkpoint has no pooler tensor at all (half a pooler is a broken checkpoint).
+  no_pooler = not any(name.startswith(prefix + "pooler") for name in tensors)
+  return _match_named(network, shapes, tensors.__getitem__, lambda name: rule(name, config, prefix),
+                      lambda name: name.startswith(tuple(prefix + part for part in _HF_ENCODER_PARTS)),
+                      may_stay_fresh=lambda name: no_pooler and name.startswith(pooler_variables))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -437,6 +523,9 @@ def restore_encoder(encoder: tf_keras.Model, config: ModelConfig, ckpt_path: str
     config: the config the encoder was built from (used for head splitting, RoBERTa's position offset and
       error messages).
     ckpt_path: any path `find_checkpoint` accepts.
+
+  A Hugging Face checkpoint without any pooler tensor (`*ForMaskedLM`, roberta-base) loads with the pooler left
+  as initialized, and the description says so; any other missing tensor is refused.
 
   Returns:
     A one-line description of what was loaded (also logged).
@@ -457,6 +546,9 @@ def restore_encoder(encoder: tf_keras.Model, config: ModelConfig, ckpt_path: str
     match.check(resolved, config)
     count = match.assign()
   description = f"restored {count} encoder variables from the {kind} checkpoint {resolved}"
+  if match.fresh:
+    description += (f"; it has no pooler, so the pooler ({', '.join(match.fresh)}) keeps its fresh "
+                    f"initialization")
   logging.info("%s", description)
   return description
 

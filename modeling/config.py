@@ -2,8 +2,9 @@
 `bert_config.json`.
 
 All three share the standard BERT keys. `model_type` picks the family (`bert`, `roberta`, `albert`, `tinybert`,
-`mobilebert`); a file without it is read as a Google `bert_config.json`, which is a plain BERT. Family-specific keys
-are ALBERT's `embedding_size` and MobileBERT's bottleneck sizes.
+`mobilebert`, `mpnet`); a file without it is read as a Google `bert_config.json`, which is a plain BERT.
+Family-specific keys are ALBERT's `embedding_size`, MobileBERT's bottleneck sizes and MPNet's
+`relative_attention_num_buckets`. MPNet has no token types, so its `type_vocab_size` may be absent (it is then 1).
 """
 
 import dataclasses
@@ -13,7 +14,7 @@ from typing import Any
 
 from modeling.errors import UserError
 
-MODEL_TYPES = ("bert", "roberta", "albert", "tinybert", "mobilebert")
+MODEL_TYPES = ("bert", "roberta", "albert", "tinybert", "mobilebert", "mpnet")
 
 # `gelu` is the exact erf GELU that BERT checkpoints were trained with; these names mean the tanh approximation.
 APPROXIMATE_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
@@ -32,10 +33,11 @@ class ModelConfig:
     model_type: the family, one of `MODEL_TYPES`.
     vocab_size ... initializer_range: the standard BERT keys.
     layer_norm_eps: LayerNorm epsilon (BERT 1e-12, RoBERTa 1e-5).
-    pad_token_id: padding id; RoBERTa's positions start after it.
+    pad_token_id: padding id; RoBERTa's and MPNet's positions start after it.
     embedding_size: ALBERT's and MobileBERT's word-embedding width (None means `hidden_size`).
     intra_bottleneck_size, true_hidden_size, num_feedforward_networks, use_bottleneck_attention,
       key_query_shared_bottleneck, normalization_type: MobileBERT's bottleneck settings.
+    relative_attention_num_buckets: MPNet's relative position buckets.
     source: the file the config was read from, for error messages.
   """
   model_type: str
@@ -59,6 +61,7 @@ class ModelConfig:
   use_bottleneck_attention: bool = False
   key_query_shared_bottleneck: bool = True
   normalization_type: str = "no_norm"
+  relative_attention_num_buckets: int = 32
   source: str = "<dict>"
 
   @property
@@ -68,8 +71,8 @@ class ModelConfig:
 
   @property
   def max_sequence_length(self) -> int:
-    """Usable positions. RoBERTa reserves the rows up to and including its padding id."""
-    if self.model_type == "roberta":
+    """Usable positions. RoBERTa and MPNet reserve the rows up to and including their padding id."""
+    if self.model_type in ("roberta", "mpnet"):
       return self.max_position_embeddings - self.pad_token_id - 1
     return self.max_position_embeddings
 
@@ -87,7 +90,7 @@ _FIELD_KINDS = {
     **{name: int for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                               "intermediate_size", "max_position_embeddings", "type_vocab_size", "pad_token_id",
                               "embedding_size", "intra_bottleneck_size", "true_hidden_size",
-                              "num_feedforward_networks")},
+                              "num_feedforward_networks", "relative_attention_num_buckets")},
     **{name: float for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range",
                                 "layer_norm_eps")},
     **{name: bool for name in ("use_bottleneck_attention", "key_query_shared_bottleneck")},
@@ -110,6 +113,8 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ModelConfig
   missing = [k for k in REQUIRED_KEYS if k not in raw]
   if model_type == "mobilebert":
     missing = [k for k in missing if k not in ("intermediate_size",)]
+  if model_type == "mpnet":
+    missing = [k for k in missing if k not in ("type_vocab_size",)]
   if missing:
     raise UserError(f"{source}: missing field '{missing[0]}'" + (f" (and {len(missing) - 1} more)"
                                                                   if len(missing) > 1 else ""))
@@ -128,6 +133,11 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ModelConfig
       raise UserError(f"{source}: field '{name}' must be a string, got {value!r}")
     values[name] = kind(value)
   values.setdefault("intermediate_size", 512)
+  values.setdefault("type_vocab_size", 1)
+  if model_type == "mobilebert" and "intra_bottleneck_size" in values:
+    values.setdefault("true_hidden_size", values["intra_bottleneck_size"])  # As Hugging Face derives it.
+  if model_type == "mpnet":
+    values.setdefault("pad_token_id", 1)  # Hugging Face's MPNet numbers positions after 1 whatever the config.
   config = ModelConfig(**values)
   _check_shapes(config)
   return config
@@ -145,6 +155,9 @@ def _check_shapes(config: ModelConfig) -> None:
   if config.max_sequence_length <= 0:
     raise UserError(f"{src}: field 'max_position_embeddings' ({config.max_position_embeddings}) leaves no "
                     f"positions after pad_token_id {config.pad_token_id}")
+  buckets = config.relative_attention_num_buckets
+  if buckets < 4 or buckets % 2:
+    raise UserError(f"{src}: field 'relative_attention_num_buckets' must be an even number of at least 4, got {buckets}")
   for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
     if getattr(config, name) >= 1:
       raise UserError(f"{src}: field '{name}' must be below 1, got {getattr(config, name)}")

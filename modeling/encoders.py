@@ -1,13 +1,14 @@
 """Encoders for every supported family, with the one output interface that distillation needs.
 
 Each family is built on `official.nlp.modeling.networks` (BERT-style families on `BertEncoderV2`, MobileBERT on
-`MobileBERTEncoder`). The only change is in attention: Keras' `MultiHeadAttention` returns softmax probabilities,
-while TinyBERT's attention loss uses the scores *before* softmax, so every attention layer is switched to
-`AttentionWithLogits`, which returns the raw scaled scores instead. The output dict of every encoder is:
+`MobileBERTEncoder`), or on its layers (MPNet: `TransformerEncoderBlock` and `RelativePositionBias`). The only
+change is in attention: Keras' `MultiHeadAttention` returns softmax probabilities, while TinyBERT's attention loss
+uses the scores *before* softmax, so every attention layer is switched to `AttentionWithLogits`, which returns the
+raw scaled scores instead. The output dict of every encoder is:
 
   hidden_states:    L+1 tensors [batch, seq, hidden]; index 0 is the embedding output.
   attention_logits: L tensors [batch, heads, seq, seq], before softmax and before masking; the masked key
-                    positions are those where `input_mask` is 0.
+                    positions are those where `input_mask` is 0. MPNet's include its relative position bias.
   sequence_output:  hidden_states[-1].
   pooled_output:    the pooler's output on the first token.
 """
@@ -17,6 +18,7 @@ import math
 import tensorflow as tf
 import tf_keras
 from official.modeling import activations as tfm_activations
+from official.modeling import tf_utils
 from official.nlp.modeling import layers as tfm_layers
 from official.nlp.modeling import networks
 
@@ -145,6 +147,112 @@ class MobileBertFamilyEncoder(tf_keras.Model):
     return dict(self._config)
 
 
+class _RelativeBiasAttention(AttentionWithLogits):
+  """`AttentionWithLogits` whose `attention_mask` is an additive float bias, added to the scores before softmax.
+
+  MPNet adds a relative position bias to every head's scores; passing it, together with the padding mask, as one
+  additive tensor through the mask argument lets tf-models' `TransformerEncoderBlock` carry it unchanged. The
+  returned logits are the scaled dot products without the bias: the encoder adds the bias to them itself.
+  """
+
+  def _masked_softmax(self, attention_scores, attention_mask=None):
+    if attention_mask is not None:
+      attention_scores += tf.cast(attention_mask, attention_scores.dtype)
+    return tf.nn.softmax(attention_scores, axis=-1)
+
+
+class _RelativeBiasTransformerBlock(tfm_layers.TransformerEncoderBlock):
+  """A `TransformerEncoderBlock` whose attention mask input is an additive bias (see `_RelativeBiasAttention`)."""
+
+  def build(self, input_shape):
+    super().build(input_shape)
+    _return_logits(self._attention_layer)
+    self._attention_layer.__class__ = _RelativeBiasAttention
+
+
+class MPNetFamilyEncoder(tf_keras.Model):
+  """MPNet: post-LayerNorm BERT blocks plus a relative position bias shared by every layer, on tf-models layers.
+
+  Embeddings are word + absolute position (no token types; `input_type_ids` is ignored), numbered as RoBERTa
+  does: the i-th unmasked token gets position `pad_token_id + i` (from 1), masked tokens get `pad_token_id`. One
+  T5-style table of [buckets, heads] biases (tf-models' `RelativePositionBias`, bidirectional buckets of the
+  query-to-key distance) is looked up once and added to every layer's scores; `attention_logits` include it.
+  Variable names follow `BertEncoderV2` (`word_embeddings`, `position_embedding`, `embeddings/layer_norm`,
+  `transformer/layer_N`, `pooler_transform`) plus `relative_attention_bias`.
+
+  Args:
+    vocab_size ... initializer: as for `BertEncoderV2`; `max_sequence_length` is the size of the position table.
+    pad_token_id: the padding id, after which positions are numbered.
+    relative_attention_num_buckets: buckets of the relative position bias.
+    relative_attention_max_distance: distances at or beyond it share the last bucket.
+    norm_epsilon: the LayerNorm epsilon of the embeddings and every block.
+  """
+
+  def __init__(self, *, vocab_size: int, hidden_size: int, num_layers: int, num_attention_heads: int,
+               max_sequence_length: int, inner_dim: int, inner_activation, output_dropout: float,
+               attention_dropout: float, initializer, pad_token_id: int = 1, relative_attention_num_buckets: int = 32,
+               relative_attention_max_distance: int = 128, norm_epsilon: float = 1e-5, name: str = "mpnet_encoder"):
+    super().__init__(name=name)
+    self._config = {"vocab_size": vocab_size, "hidden_size": hidden_size, "num_layers": num_layers,
+                    "num_attention_heads": num_attention_heads, "max_sequence_length": max_sequence_length,
+                    "inner_dim": inner_dim, "inner_activation": inner_activation, "output_dropout": output_dropout,
+                    "attention_dropout": attention_dropout,
+                    "initializer": tf_keras.initializers.serialize(initializer), "pad_token_id": pad_token_id,
+                    "relative_attention_num_buckets": relative_attention_num_buckets,
+                    "relative_attention_max_distance": relative_attention_max_distance, "norm_epsilon": norm_epsilon}
+    self._pad_token_id = pad_token_id
+
+    def init():  # A stateless initializer repeats its values when reused, so every layer gets its own.
+      return tf_utils.clone_initializer(initializer)
+
+    self._embedding_layer = tfm_layers.OnDeviceEmbedding(vocab_size, hidden_size, initializer=init(),
+                                                         name="word_embeddings")
+    self._position_embedding_layer = tfm_layers.OnDeviceEmbedding(max_sequence_length, hidden_size,
+                                                                  initializer=init(), name="position_embedding")
+    self._embedding_norm_layer = tf_keras.layers.LayerNormalization(axis=-1, epsilon=norm_epsilon,
+                                                                    name="embeddings/layer_norm")
+    self._embedding_dropout = tf_keras.layers.Dropout(output_dropout, name="embedding_dropout")
+    self._relative_position_bias = tfm_layers.RelativePositionBias(
+        num_attention_heads, relative_attention_num_buckets, relative_attention_max_distance, bidirectional=True,
+        embeddings_initializer=init(), name="relative_attention_bias")
+    self._transformer_layers = [
+        _RelativeBiasTransformerBlock(
+            num_attention_heads=num_attention_heads, inner_dim=inner_dim, inner_activation=inner_activation,
+            output_dropout=output_dropout, attention_dropout=attention_dropout, norm_first=False,
+            norm_epsilon=norm_epsilon, kernel_initializer=init(), return_attention_scores=True,
+            name=f"transformer/layer_{i}")
+        for i in range(num_layers)]
+    self._pooler_layer = tf_keras.layers.Dense(hidden_size, activation="tanh", kernel_initializer=init(),
+                                               name="pooler_transform")
+
+  @property
+  def garden_network(self) -> tf_keras.Model:
+    return self
+
+  def call(self, inputs, training=None) -> EncoderOutputs:
+    word_ids, mask = inputs["input_word_ids"], tf.cast(inputs["input_mask"], tf.int32)
+    positions = tf.cumsum(mask, axis=1) * mask + self._pad_token_id
+    embeddings = self._embedding_layer(word_ids) + self._position_embedding_layer(positions)
+    embeddings = self._embedding_dropout(self._embedding_norm_layer(embeddings), training=training)
+    position_bias = self._relative_position_bias(embeddings, embeddings)  # [batch, heads, seq, seq]
+    dtype = embeddings.dtype
+    # Masked keys get a large negative score; half precision cannot hold float32's usual -1e9.
+    large_negative = -1e9 if dtype == tf.float32 else tf.dtypes.as_dtype(dtype).min / 2
+    key_mask = tf.cast(mask[:, tf.newaxis, tf.newaxis, :], dtype)
+    additive = tf.cast(position_bias, dtype) + (1.0 - key_mask) * large_negative
+    hidden_states, attention_logits = [embeddings], []
+    x = embeddings
+    for layer in self._transformer_layers:
+      x, logits = layer([x, additive], training=training)
+      hidden_states.append(x)
+      attention_logits.append(logits + tf.cast(position_bias, logits.dtype))
+    return {"hidden_states": hidden_states, "attention_logits": attention_logits, "sequence_output": x,
+            "pooled_output": self._pooler_layer(x[:, 0, :])}
+
+  def get_config(self):
+    return dict(self._config)
+
+
 def _dummy_inputs(batch: int = 1, seq: int = 4) -> dict[str, tf.Tensor]:
   ones = tf.ones([batch, seq], tf.int32)
   return {"input_word_ids": ones, "input_mask": ones, "input_type_ids": tf.zeros_like(ones)}
@@ -174,6 +282,14 @@ def build_encoder(config: ModelConfig) -> tf_keras.Model:
         key_query_shared_bottleneck=config.key_query_shared_bottleneck,
         num_feedforward_networks=config.num_feedforward_networks,
         normalization_type=config.normalization_type, classifier_activation=True)
+  elif config.model_type == "mpnet":
+    encoder = MPNetFamilyEncoder(
+        vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads, max_sequence_length=config.max_position_embeddings,
+        inner_dim=config.intermediate_size, inner_activation=_activation(config.hidden_act),
+        output_dropout=config.hidden_dropout_prob, attention_dropout=config.attention_probs_dropout_prob,
+        initializer=initializer, pad_token_id=config.pad_token_id,
+        relative_attention_num_buckets=config.relative_attention_num_buckets, norm_epsilon=config.layer_norm_eps)
   else:
     is_albert = config.model_type == "albert"
     encoder = BertFamilyEncoder(

@@ -134,3 +134,7 @@ class Scripts:
       self.processes[name].kill()
       self.processes[name].wait()
     return {name: None if name in killed else self.processes[name].returncode for name in names}
+
+# A tiny MPNet: no token types, positions numbered after pad id 1 (so two more position rows than usable positions).
+TINY_MPNET = dict(TINY, model_type="mpnet", type_vocab_size=1, pad_token_id=1, max_position_embeddings=66,
+                  layer_norm_eps=1e-5, relative_attention_num_buckets=32)

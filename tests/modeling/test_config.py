@@ -24,7 +24,7 @@ def _write(tmp_path, obj, name="config.json"):
 def test_shipped_configs_load():
   names = {os.path.basename(p)[:-5]: load_config(p) for p in glob.glob(os.path.join(ROOT, "configs", "*.json"))}
   for required in ("bert_base", "bert_large", "roberta_base", "albert_base", "tinybert_4l_312", "tinybert_6l_768",
-                   "mobilebert", "mobilebert_tiny", "minilm_l6_h384"):
+                   "mobilebert", "mobilebert_tiny", "minilm_l6_h384", "mpnet_base", "mpnet_4l_312"):
     assert required in names
   tiny = names["tinybert_4l_312"]
   assert (tiny.num_hidden_layers, tiny.hidden_size, tiny.num_attention_heads, tiny.intermediate_size) == (4, 312, 12,
