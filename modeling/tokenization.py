@@ -566,3 +566,36 @@ def build_tokenizer(vocab_file: str | None = None, spm_model_file: str | None = 
     raise UserError(f"--{merges_flag} goes with a BPE vocab.json, but --{vocab_flag} {vocab_file} is a WordPiece "
                     "vocab.txt")
   return _build_wordpiece(vocab_file, content, do_lower_case, special_tokens, flag, build_args)
+
+
+def tokenizer_for_data(meta: dict, vocab_file: str, merges_file: str | None = None, *,
+                       vocab_flag: str = "vocab_file") -> Tokenizer:
+  """Rebuilds the tokenizer a data folder was prepared with, from its vocab and the folder's meta.json.
+
+  The kind, lower-casing and special-token scheme come from `meta`, so an export tokenizes raw strings exactly
+  as the training data was; the vocab must be the one whose sha256 `meta` records.
+
+  Args:
+    meta: The data folder's meta.json (`records.read_meta`).
+    vocab_file: The vocab.txt, SentencePiece .model or BPE vocab.json.
+    merges_file: A BPE vocab's merges.txt; default: merges.txt beside it.
+    vocab_flag: Flag name used in error messages about `vocab_file`.
+
+  Returns:
+    A `Tokenizer`; check `has_keras_preprocessor` before asking it for an in-graph preprocessor.
+
+  Raises:
+    UserError: A vocab other than the data's, or one that is not a vocab of the data's kind.
+  """
+  if not os.path.isfile(vocab_file):
+    raise UserError(f"--{vocab_flag}: file not found: {vocab_file}")
+  if meta.get("vocab_sha256") and records.sha256_file(vocab_file) != meta["vocab_sha256"]:
+    raise UserError(f"--{vocab_flag} {vocab_file} is not the vocab the data was prepared with")
+  is_spm = meta.get("tokenizer") == SENTENCEPIECE
+  tokenizer = build_tokenizer(None if is_spm else vocab_file, vocab_file if is_spm else None,
+                              meta.get("do_lower_case"), merges_file=merges_file,
+                              special_tokens=records.data_special_tokens_scheme(meta), vocab_flag=vocab_flag,
+                              spm_flag=vocab_flag)
+  if meta.get("merges_sha256") and getattr(tokenizer, "merges_sha256", None) != meta["merges_sha256"]:
+    raise UserError(f"--{vocab_flag} {vocab_file}: its merges.txt is not the one the data was prepared with")
+  return tokenizer

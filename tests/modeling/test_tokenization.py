@@ -446,3 +446,39 @@ def test_byte_level_bpe_and_scheme_errors(tmp_path, roberta_bpe, vocab_file):
       tokenization.build_tokenizer(**kwargs)
     assert message in str(error.value)
     assert "\n" not in str(error.value)
+
+
+def test_tokenizer_for_data_rebuilds_the_datas_tokenizer(mpnet_files, roberta_bpe, vocab_file, tmp_path):
+  mpnet = tokenization.build_tokenizer(vocab_file=mpnet_files["vocab.txt"])
+  forced_bert = tokenization.build_tokenizer(vocab_file=mpnet_files["vocab.txt"], special_tokens="bert")
+  for original in (mpnet, forced_bert):
+    rebuilt = tokenization.tokenizer_for_data(original.meta(), mpnet_files["vocab.txt"])
+    assert rebuilt.special_tokens == original.special_tokens and rebuilt.has_keras_preprocessor
+  with pytest.raises(UserError, match=f"^--vocab_file {vocab_file} is not the vocab the data was prepared with$"):
+    tokenization.tokenizer_for_data(mpnet.meta(), vocab_file)
+  folder, _ = roberta_bpe
+  bpe = tokenization.build_tokenizer(vocab_file=str(folder / "vocab.json"))
+  rebuilt = tokenization.tokenizer_for_data(bpe.meta(), str(folder / "vocab.json"))
+  assert rebuilt.kind == "byte_level_bpe" and not rebuilt.has_keras_preprocessor
+  other_merges = tmp_path / "merges.txt"
+  other_merges.write_text("\n".join((folder / "merges.txt").read_text().splitlines()[:-1]) + "\n")  # One fewer.
+  with pytest.raises(UserError, match="its merges.txt is not the one the data was prepared with"):
+    tokenization.tokenizer_for_data(bpe.meta(), str(folder / "vocab.json"), str(other_merges))
+  old_meta = {k: v for k, v in tokenization.build_tokenizer(vocab_file=vocab_file).meta().items()
+              if k != "special_tokens"}  # Data prepared before meta.json recorded the scheme.
+  assert tokenization.tokenizer_for_data(old_meta, vocab_file).special_tokens.cls_id == 101
+
+
+def test_roberta_layout_preprocessor_survives_saved_model_export(mpnet_files, tmp_path):
+  tokenizer = tokenization.build_tokenizer(vocab_file=mpnet_files["vocab.txt"])
+  preprocessor = tokenizer.keras_preprocessor(12)
+  module = tf.Module()
+  module.preprocessor = preprocessor
+  module.serve = tf.function(lambda a, b: preprocessor([a, b]),
+                             input_signature=[tf.TensorSpec([None], tf.string)] * 2)
+  tf.saved_model.save(module, str(tmp_path / "saved"))
+  loaded = tf.saved_model.load(str(tmp_path / "saved"))
+  got = loaded.serve(tf.constant(["A man is eating food."]), tf.constant(["Caf\u00e9!"]))
+  ids_a, ids_b = tokenizer.tokenize_to_ids(["A man is eating food.", "Caf\u00e9!"])
+  assert tuple(got[n][0].numpy().tolist() for n in records.FEATURES) == tokenizer.pack(ids_a, ids_b, 12)
+  assert got["input_word_ids"][0].numpy().tolist()[:4] == [0, 1041, 2162, 2007]
