@@ -65,8 +65,10 @@ def reference_route(documents, vocab, output_path):
   document_lengths = np.split(lengths, np.cumsum([len(d) for d in documents])[:-1])
   plans = pretraining_data.plan_examples(document_lengths, MAX_SEQ_LENGTH, 0.1, 1, random.Random(12345))
   vocab_index = full_tokenizer.vocab
-  word_ids, mask, type_ids = pretraining_data.build_features(
-      ids, plans, MAX_SEQ_LENGTH, vocab_index["[CLS]"], vocab_index["[SEP]"], vocab_index["[PAD]"])
+  special_tokens = tokenization.SpecialTokens(scheme="bert", cls_id=vocab_index["[CLS]"],
+                                              sep_id=vocab_index["[SEP]"], pad_id=vocab_index["[PAD]"],
+                                              unk_id=vocab_index["[UNK]"])
+  word_ids, mask, type_ids = pretraining_data.build_features(ids, plans, MAX_SEQ_LENGTH, special_tokens)
   with records.RecordWriter(output_path) as writer:
     for row in range(len(word_ids)):
       writer.write(records.serialize_example(word_ids[row].tolist(), mask[row].tolist(), type_ids[row].tolist()))

@@ -22,6 +22,13 @@ SCHEMA_VERSION = 1
 META_FILE = "meta.json"
 FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
 LABEL = "label_ids"
+# Special-token schemes (`modeling.tokenization.SpecialTokens`): BERT's [CLS] A [SEP] B [SEP] and RoBERTa's
+# <s> A </s></s> B </s>. Data written before meta.json recorded the scheme was always BERT's.
+BERT_SPECIALS = "bert"
+ROBERTA_SPECIALS = "roberta"
+SPECIAL_TOKEN_SCHEMES = (BERT_SPECIALS, ROBERTA_SPECIALS)
+_ROBERTA_STYLE_FAMILIES = ("roberta", "mpnet")
+_SCHEME_TOKENS = {BERT_SPECIALS: "[CLS] A [SEP] B [SEP]", ROBERTA_SPECIALS: "<s> A </s></s> B </s>"}
 
 
 def sha256_file(path: str) -> str:
@@ -168,10 +175,27 @@ def read_meta(data_dir: str, flag: str = "data_dir") -> dict[str, Any]:
   return meta
 
 
+def special_tokens_scheme(model_type: str) -> str:
+  """The special-token scheme a model family was trained with: "roberta" for RoBERTa and MPNet, else "bert"."""
+  return ROBERTA_SPECIALS if model_type in _ROBERTA_STYLE_FAMILIES else BERT_SPECIALS
+
+
+def data_special_tokens_scheme(meta: dict[str, Any]) -> str:
+  """The special-token scheme a data folder was prepared with (BERT's for data older than the field)."""
+  return (meta.get("special_tokens") or {}).get("scheme", BERT_SPECIALS)
+
+
 def check_meta(meta: dict[str, Any], data_dir: str, *, max_seq_length: int | None = None,
-               vocab_size: int | None = None) -> None:
-  """Refuses data that does not fit the run: another `max_seq_length`, or token ids outside the vocab."""
+               vocab_size: int | None = None, model_type: str | None = None, config_flag: str = "config_path") -> None:
+  """Refuses data that does not fit the run: another `max_seq_length`, token ids outside the vocab, or special
+  tokens of another family than `model_type`'s (RoBERTa-style `<s>`/`</s>` data for a BERT config, say)."""
   where = os.path.join(data_dir, META_FILE)
+  if model_type is not None:
+    scheme, expected = data_special_tokens_scheme(meta), special_tokens_scheme(model_type)
+    if scheme != expected:
+      raise UserError(f"{where}: data was prepared with {scheme} special tokens ({_SCHEME_TOKENS[scheme]}) but "
+                      f"the --{config_flag} model is a {model_type}, which takes {_SCHEME_TOKENS[expected]}; "
+                      f"prepare the data again with the {model_type} model's vocab")
   if max_seq_length is not None and meta.get("max_seq_length") != max_seq_length:
     raise UserError(f"--max_seq_length={max_seq_length} but {where} says the data was prepared with "
                     f"max_seq_length={meta.get('max_seq_length')}")

@@ -4,7 +4,8 @@ Input is the BERT pretraining text format: one sentence per line, a blank line b
 is cut into chunks of consecutive sentences that fill `max_seq_length - 3` tokens (or, with probability
 `short_seq_prob`, a random shorter target). A chunk becomes one example in BERT's two-segment layout
 `[CLS] A [SEP] B [SEP]`, where A is the chunk's first k sentences for a random k and B the rest; a chunk of one
-sentence (every single-sentence document, for one) gives `[CLS] A [SEP]`. When a chunk is too long, the longer
+sentence (every single-sentence document, for one) gives `[CLS] A [SEP]`. With RoBERTa's special tokens (a BPE
+vocab.json, or MPNet's WordPiece vocab) the layout is `<s> A </s></s> B </s>` and chunks fill `max_seq_length - 4`. When a chunk is too long, the longer
 segment is cut from its end. There is no masking and no next-sentence pair sampling: representation
 distillation (TinyBERT's general distillation) feeds the teacher and the student the same unmasked text.
 
@@ -37,7 +38,13 @@ flags.DEFINE_string("input_file", None, "Input text (one sentence per line, blan
                     "comma-separated files or globs.")
 flags.DEFINE_string("output_file", None, "Output TFRecord file(s), comma-separated; or one path with "
                     "--num_output_shards. meta.json goes into the folder of the first file.")
-flags.DEFINE_string("vocab_file", None, "WordPiece vocab.txt the student and teacher were trained with.")
+flags.DEFINE_string("vocab_file", None, "Vocab the student and teacher were trained with: a WordPiece vocab.txt, "
+                    "or a byte-level BPE vocab.json (RoBERTa) with --merges_file.")
+flags.DEFINE_string("merges_file", None, "merges.txt of a BPE vocab.json in --vocab_file; default: merges.txt beside "
+                    "it.")
+flags.DEFINE_enum("special_tokens", None, list(records.SPECIAL_TOKEN_SCHEMES), "Special-token layout: bert "
+                  "([CLS] A [SEP] B [SEP]) or roberta (<s> A </s></s> B </s>, RoBERTa and MPNet); default: detected "
+                  "from the vocab (roberta for a BPE vocab.json or a WordPiece vocab starting <s> <pad> </s> <unk>).")
 flags.DEFINE_integer("max_seq_length", 128, "Length of every example, special tokens included.")
 flags.DEFINE_bool("do_lower_case", None, "Lower-case and strip accents; default: inferred from the vocab (True when "
                   "it has no upper-case entries).")
@@ -116,10 +123,10 @@ def read_documents(paths: list[str]) -> list[list[str]]:
 _worker_tokenizer = None
 
 
-def _init_worker(vocab_file, spm_model_file, do_lower_case):
+def _init_worker(build_args):
   global _worker_tokenizer
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-  _worker_tokenizer = tokenization.build_tokenizer(vocab_file, spm_model_file, do_lower_case)
+  _worker_tokenizer = tokenization.build_tokenizer(**build_args)
 
 
 def _tokenize_in_worker(sentences):
@@ -153,10 +160,7 @@ def tokenize_documents(tokenizer: tokenization.Tokenizer, documents: list[list[s
 
   if num_workers > 1 and len(chunks) > 1:
     context = multiprocessing.get_context("spawn")
-    with context.Pool(num_workers, _init_worker,
-                      (tokenizer.vocab_path if tokenizer.kind == tokenization.WORDPIECE else None,
-                       tokenizer.vocab_path if tokenizer.kind == tokenization.SENTENCEPIECE else None,
-                       tokenizer.do_lower_case)) as pool:
+    with context.Pool(num_workers, _init_worker, (tokenizer.build_args,)) as pool:
       for chunk_ids, chunk_lengths in pool.imap(_tokenize_in_worker, chunks):
         log_progress(chunk_ids, chunk_lengths)
   else:
@@ -168,7 +172,7 @@ def tokenize_documents(tokenizer: tokenization.Tokenizer, documents: list[list[s
 
 
 def plan_examples(document_lengths: list[np.ndarray], max_seq_length: int, short_seq_prob: float, dupe_factor: int,
-                  rng: random.Random) -> np.ndarray:
+                  rng: random.Random, pair_separators: int = 1) -> np.ndarray:
   """Cuts documents into examples, BERT style, without looking at the ids.
 
   Args:
@@ -178,12 +182,13 @@ def plan_examples(document_lengths: list[np.ndarray], max_seq_length: int, short
     short_seq_prob: Probability of a random shorter target for a document pass.
     dupe_factor: Number of passes over the documents.
     rng: The random source.
+    pair_separators: Separators between the two segments (1 for BERT's layout, 2 for RoBERTa's).
 
   Returns:
     An int64 array `[num_examples, 4]` of `(a_start, a_length, b_start, b_length)` offsets into the flat id
     array, already truncated; `b_length == -1` marks a single-segment example.
   """
-  max_num_tokens = max_seq_length - 3
+  max_num_tokens = max_seq_length - 2 - pair_separators
   plans = []
   for _ in range(dupe_factor):
     offset = 0
@@ -220,9 +225,11 @@ def plan_examples(document_lengths: list[np.ndarray], max_seq_length: int, short
   return np.asarray(plans, dtype=np.int64).reshape([-1, 4])
 
 
-def build_features(ids: np.ndarray, plans: np.ndarray, max_seq_length: int, cls_id: int, sep_id: int,
-                   pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def build_features(ids: np.ndarray, plans: np.ndarray, max_seq_length: int,
+                   special_tokens: tokenization.SpecialTokens) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Materializes planned examples as `[num_examples, max_seq_length]` arrays, vectorized over examples.
+
+  The layout is `special_tokens`': `[CLS] A [SEP] B [SEP]` (B with type id 1) or `<s> A </s></s> B </s>`.
 
   Returns:
     `(input_word_ids, input_mask, input_type_ids)` as int64 arrays.
@@ -231,18 +238,20 @@ def build_features(ids: np.ndarray, plans: np.ndarray, max_seq_length: int, cls_
   has_b = len_b >= 0
   len_b = np.maximum(len_b, 0)
   position = np.arange(max_seq_length, dtype=np.int64)[None, :]
+  b_begin = len_a + 1 + special_tokens.pair_separators
   in_a = (position >= 1) & (position <= len_a)
-  in_b = has_b & (position >= len_a + 2) & (position < len_a + 2 + len_b)
+  in_b = has_b & (position >= b_begin) & (position < b_begin + len_b)
   last_index = max(len(ids) - 1, 0)
-  source = np.where(in_a, a_start + position - 1, b_start + position - 2 - len_a)
+  source = np.where(in_a, a_start + position - 1, b_start + position - b_begin)
   gathered = ids[np.clip(source, 0, last_index)] if len(ids) else np.zeros(source.shape, np.int32)
-  used = len_a + 2 + np.where(has_b, len_b + 1, 0)
-  is_sep = (position == len_a + 1) | (has_b & (position == used - 1))
-  word_ids = np.where(in_a | in_b, gathered, pad_id).astype(np.int64)
-  word_ids[:, 0] = cls_id
-  word_ids[is_sep] = sep_id
+  used = len_a + 2 + np.where(has_b, len_b + special_tokens.pair_separators, 0)
+  is_sep = ((position == len_a + 1) | (has_b & (position > len_a + 1) & (position < b_begin)) |
+            (has_b & (position == used - 1)))
+  word_ids = np.where(in_a | in_b, gathered, special_tokens.pad_id).astype(np.int64)
+  word_ids[:, 0] = special_tokens.cls_id
+  word_ids[is_sep] = special_tokens.sep_id
   input_mask = (position < used).astype(np.int64)
-  type_ids = (has_b & (position >= len_a + 2) & (position < used)).astype(np.int64)
+  type_ids = (has_b & (position >= len_a + 2) & (position < used)).astype(np.int64) * special_tokens.second_type_id
   return word_ids, input_mask, type_ids
 
 
@@ -302,20 +311,18 @@ def create_pretraining_data(input_files: list[str], output_files: list[str], out
     raise UserError(f"--input_file: the text of {', '.join(input_files)} gives no tokens")
   document_lengths = np.split(sentence_lengths, np.cumsum([len(d) for d in documents])[:-1])
   rng = random.Random(random_seed)
-  plans = plan_examples(document_lengths, max_seq_length, short_seq_prob, dupe_factor, rng)
+  plans = plan_examples(document_lengths, max_seq_length, short_seq_prob, dupe_factor, rng,
+                        tokenizer.special_tokens.pair_separators)
   order = list(range(len(plans)))
   rng.shuffle(order)
   plans = plans[order]
-  features = build_features(ids, plans, max_seq_length, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
+  features = build_features(ids, plans, max_seq_length, tokenizer.special_tokens)
   counts = write_records(output_files, features)
   num_tokens = int(sentence_lengths.sum())
   meta = {
       "kind": "pretraining",
       "max_seq_length": max_seq_length,
-      "tokenizer": tokenizer.kind,
-      "vocab_sha256": tokenizer.vocab_sha256,
-      "vocab_size": tokenizer.vocab_size,
-      "do_lower_case": tokenizer.do_lower_case,
+      **tokenizer.meta(),
       "num_examples": int(sum(counts)),
       "num_documents": len(documents),
       "num_sentences": num_sentences,
@@ -340,7 +347,8 @@ def main(argv):
   del argv
   try:
     input_files, output_files, output_dir = validate_flags()
-    tokenizer = tokenization.build_tokenizer(FLAGS.vocab_file, FLAGS.spm_model_file, FLAGS.do_lower_case)
+    tokenizer = tokenization.build_tokenizer(FLAGS.vocab_file, FLAGS.spm_model_file, FLAGS.do_lower_case,
+                                             merges_file=FLAGS.merges_file, special_tokens=FLAGS.special_tokens)
     create_pretraining_data(input_files, output_files, output_dir, tokenizer, max_seq_length=FLAGS.max_seq_length,
                             dupe_factor=FLAGS.dupe_factor, short_seq_prob=FLAGS.short_seq_prob,
                             random_seed=FLAGS.random_seed, num_workers=FLAGS.num_workers)

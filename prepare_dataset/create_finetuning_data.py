@@ -54,7 +54,7 @@ def encode_split(examples, tokenizer: tokenization.Tokenizer, label_ids, max_seq
   serialized, num_truncated = [], 0
   for i, example in enumerate(examples):
     second = ids_b[i] if is_pair and example.text_b is not None else None
-    num_special = 2 if second is None else 3
+    num_special = tokenizer.special_tokens.num_special(second is not None)
     num_truncated += len(ids_a[i]) + len(second or ()) + num_special > max_seq_length
     word_ids, mask, type_ids = tokenizer.pack(ids_a[i], second, max_seq_length)
     serialized.append(records.serialize_example(word_ids, mask, type_ids, label_ids(example.label)))
@@ -130,6 +130,10 @@ def create_finetuning_data(processor: dataset_processors.TaskProcessor, tokenize
     The meta dict written to `meta.json`.
   """
   examples_by_split = read_task_examples(processor, data_dir, max_examples, sample_examples)
+  is_pair = any(e.text_b is not None for examples in examples_by_split.values() for e in examples)
+  if max_seq_length <= tokenizer.special_tokens.num_special(is_pair):
+    raise UserError(f"--max_seq_length={max_seq_length} leaves no room for text next to the "
+                    f"{tokenizer.special_tokens.num_special(is_pair)} special tokens of {processor.name}'s examples")
   files.ensure_writable_dir(output_dir, flag="output_dir")
   label_list = processor.get_labels()
   logging.info("%s: %s examples; labels %s", processor.name,
@@ -178,10 +182,7 @@ def create_finetuning_data(processor: dataset_processors.TaskProcessor, tokenize
       "max_seq_length": max_seq_length,
       "max_examples": max_examples,
       "sample_examples": bool(max_examples and sample_examples),
-      "tokenizer": tokenizer.kind,
-      "vocab_sha256": tokenizer.vocab_sha256,
-      "vocab_size": tokenizer.vocab_size,
-      "do_lower_case": tokenizer.do_lower_case,
+      **tokenizer.meta(),
       "skipped_rows": sum(processor.skipped_rows.values()),
       "skipped_rows_by_file": _relative_counts(processor.skipped_rows, data_dir),
       "dropped_rows_by_file": _relative_counts(processor.dropped_rows, data_dir),
@@ -221,7 +222,8 @@ def run(flag_values: flags.FlagValues = FLAGS) -> dict:
   if data_dir is not None and not os.path.isdir(data_dir):
     raise UserError(f"--data_dir: folder not found: {data_dir}; {processor.name} expects {processor.layout}")
   tokenizer = tokenization.build_tokenizer(flag_values.vocab_path, flag_values.spm_model_file,
-                                           flag_values.do_lower_case, vocab_flag="vocab_path")
+                                           flag_values.do_lower_case, merges_file=flag_values.merges_file,
+                                           special_tokens=flag_values.special_tokens, vocab_flag="vocab_path")
   return create_finetuning_data(processor, tokenizer, data_dir, flag_values.output_dir, flag_values.max_seq_length,
                                 flag_values.max_examples, flag_values.sample_examples)
 
@@ -240,9 +242,15 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
   string("task_name", None, f"Task to prepare; one of: {', '.join(dataset_processors.known_tasks())}.")
   string("data_dir", None, "Folder with the task's data files (see prepare_dataset/dataset_processors.py for each "
          "task's layout). Optional for rotten_tomatoes and bbc_news, which default to the packaged data.")
-  string("vocab_path", None, "WordPiece vocab.txt of the model to fine-tune (or use --spm_model_file).")
+  string("vocab_path", None, "Vocab of the model to fine-tune: a WordPiece vocab.txt, or a byte-level BPE vocab.json "
+         "(RoBERTa) with --merges_file (or use --spm_model_file).")
+  string("merges_file", None, "merges.txt of a BPE vocab.json in --vocab_path; default: merges.txt beside it.")
+  flags.DEFINE_enum("special_tokens", None, list(records.SPECIAL_TOKEN_SCHEMES), "Special-token layout: bert "
+                    "([CLS] A [SEP] B [SEP]) or roberta (<s> A </s></s> B </s>, RoBERTa and MPNet); default: detected "
+                    "from the vocab (roberta for a BPE vocab.json or a WordPiece vocab starting <s> <pad> </s> <unk>).",
+                    flag_values=flag_values)
   string("output_dir", None, "Folder to write the TFRecords and meta.json into (created if needed).")
-  integer("max_seq_length", 128, "Length of every record in tokens, [CLS] and [SEP] included; longer texts are "
+  integer("max_seq_length", 128, "Length of every record in tokens, special tokens included; longer texts are "
           "truncated (longest segment first).", lower_bound=4)
   boolean("do_lower_case", None, "Lower-case text before tokenizing; default: inferred from the vocab (uncased when "
           "no entry has an upper-case letter).")

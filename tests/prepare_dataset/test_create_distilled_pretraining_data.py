@@ -4,6 +4,7 @@ import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +168,111 @@ def test_command_line_run(tmp_path, vocab_file):
   assert bad.returncode == 1
   assert bad.stderr.strip().splitlines()[-1] == f"error: --input_file: no such file: {tmp_path / 'none.txt'}"
   assert "Traceback" not in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def roberta_bpe_folder(tmp_path_factory, news_file):
+  """vocab.json + merges.txt of a byte-level BPE with RoBERTa's specials, trained on the news text."""
+  import tokenizers  # pylint: disable=g-import-not-at-top
+
+  folder = tmp_path_factory.mktemp("bpe")
+  trained = tokenizers.ByteLevelBPETokenizer()
+  trained.train_from_iterator([s for d in news_file[1] for s in d], vocab_size=2000, show_progress=False,
+                              special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+  trained.save_model(str(folder))
+  return folder
+
+
+def _check_roberta_layout(word_ids, mask, type_ids, tokenizer, sentence_ids):
+  """Every row is `<s> A </s>` or `<s> A </s></s> B </s>` of consecutive text tokens, padded with <pad>, types 0."""
+  special = tokenizer.special_tokens
+  used = mask.sum(axis=1)
+  assert (word_ids[:, 0] == special.cls_id).all() and not type_ids.any()
+  assert (mask == (np.arange(word_ids.shape[1])[None] < used[:, None])).all()
+  assert (word_ids[mask == 0] == special.pad_id).all()
+  all_ids = np.concatenate([np.asarray(i, np.int32) for i in sentence_ids]).tobytes()
+  num_pairs = 0
+  for row in range(len(word_ids)):
+    seps = np.flatnonzero(word_ids[row, :used[row]] == special.sep_id).tolist()
+    assert seps[-1] == used[row] - 1 and len(seps) in (1, 3)
+    assert word_ids[row, 1:seps[0]].astype(np.int32).tobytes() in all_ids
+    if len(seps) == 3:
+      num_pairs += 1
+      assert seps[1] == seps[0] + 1  # The double separator.
+      assert word_ids[row, seps[1] + 1:seps[2]].astype(np.int32).tobytes() in all_ids
+  assert num_pairs > len(word_ids) / 2
+
+
+def test_roberta_bpe_end_to_end(tmp_path, news_file, roberta_bpe_folder):
+  text_path, documents = news_file
+  vocab_json, merges = str(roberta_bpe_folder / "vocab.json"), str(roberta_bpe_folder / "merges.txt")
+  out = tmp_path / "out"
+  assert run_main(["--input_file", text_path, "--output_file", str(out / "train.tfrecord"), "--vocab_file",
+                   vocab_json, "--merges_file", merges, "--max_seq_length", "48"]) is None
+  meta = records.read_meta(str(out))
+  assert meta["tokenizer"] == "byte_level_bpe" and meta["vocab_size"] == 2000 and meta["do_lower_case"] is False
+  assert meta["vocab_sha256"] == records.sha256_file(vocab_json) and meta["merges_sha256"] == records.sha256_file(
+      merges)
+  assert meta["special_tokens"] == {"scheme": "roberta", "cls_id": 0, "sep_id": 2, "pad_id": 1, "unk_id": 3,
+                                    "mask_id": 4}
+  tokenizer = tokenization.build_tokenizer(vocab_file=vocab_json)
+  sentence_ids = tokenizer.tokenize_to_ids([s for d in documents for s in d])
+  assert meta["num_tokens"] == sum(map(len, sentence_ids))
+  features = read_records(str(out / "train.tfrecord"), 48)
+  _check_roberta_layout(*(features[name] for name in records.FEATURES), tokenizer, sentence_ids)
+  lonely = tokenizer.pack(sentence_ids[-1], max_seq_length=48)[0]
+  assert lonely in features["input_word_ids"].tolist()
+  # Worker processes rebuild the tokenizer from its build_args (merges.txt included).
+  script._init_worker(tokenizer.build_args)
+  ids, lengths = script._tokenize_in_worker(["Hello world, again."])
+  assert ids.tolist() == tokenizer.tokenize_to_ids(["Hello world, again."])[0] and lengths.tolist() == [len(ids)]
+
+
+def test_mpnet_style_wordpiece_end_to_end(tmp_path, news_file, vocab_file):
+  text_path, documents = news_file
+  mpnet_vocab = tmp_path / "vocab.txt"  # How MPNet's vocab is made: bert-base-uncased with RoBERTa's specials.
+  mpnet_vocab.write_text("<s>\n<pad>\n</s>\n<unk>\n" + Path(vocab_file).read_text() + "<mask>\n")
+  out = tmp_path / "out"
+  assert run_main(["--input_file", text_path, "--output_file", str(out / "train.tfrecord"), "--vocab_file",
+                   str(mpnet_vocab), "--max_seq_length", "40"]) is None
+  meta = records.read_meta(str(out))
+  assert meta["tokenizer"] == "wordpiece" and meta["vocab_size"] == 30527
+  assert meta["special_tokens"] == {"scheme": "roberta", "cls_id": 0, "sep_id": 2, "pad_id": 1, "unk_id": 104,
+                                    "mask_id": 30526}
+  tokenizer = tokenization.build_tokenizer(vocab_file=str(mpnet_vocab))
+  sentences = [s for d in documents for s in d]
+  sentence_ids = tokenizer.tokenize_to_ids(sentences)
+  bert_ids = tokenization.build_tokenizer(vocab_file=vocab_file).tokenize_to_ids(sentences)
+  assert sentence_ids == [[i + 4 for i in ids] for ids in bert_ids]
+  features = read_records(str(out / "train.tfrecord"), 40)
+  _check_roberta_layout(*(features[name] for name in records.FEATURES), tokenizer, sentence_ids)
+  # --special_tokens=bert overrides the detection: [CLS] (105) and [SEP] (106) of the same vocab.
+  assert run_main(["--input_file", text_path, "--output_file", str(tmp_path / "b" / "train.tfrecord"),
+                   "--vocab_file", str(mpnet_vocab), "--special_tokens", "bert", "--max_seq_length", "40"]) is None
+  meta = records.read_meta(str(tmp_path / "b"))
+  assert meta["special_tokens"]["scheme"] == "bert" and meta["special_tokens"]["cls_id"] == 105
+  assert (read_records(str(tmp_path / "b" / "train.tfrecord"), 40)["input_word_ids"][:, 0] == 105).all()
+
+
+def test_plan_and_features_in_roberta_layout():
+  special = tokenization.SpecialTokens(scheme="roberta", cls_id=0, sep_id=2, pad_id=1, unk_id=3)
+  plans = script.plan_examples([np.asarray([5, 7, 9])], 16, 0.0, 1, random.Random(3), pair_separators=2)
+  # Target 16 - 4 = 12 tokens: sentences 5 and 7 fill it exactly; 9 alone is a single segment.
+  assert plans.tolist() == [[0, 5, 5, 7], [12, 9, 0, -1]]
+  ids = np.arange(100, 121, dtype=np.int32)
+  word_ids, mask, type_ids = script.build_features(ids, plans, 16, special)
+  assert word_ids.tolist() == [[0, *range(100, 105), 2, 2, *range(105, 112), 2],
+                               [0, *range(112, 121), 2, 1, 1, 1, 1, 1]]
+  assert mask.tolist() == [[1] * 16, [1] * 11 + [0] * 5] and not type_ids.any()
+
+
+def test_bpe_bad_input_gives_one_line_and_writes_nothing(tmp_path, news_file, roberta_bpe_folder):
+  text_path, _ = news_file
+  merges = str(roberta_bpe_folder / "merges.txt")
+  out = tmp_path / "out"
+  base = ["--input_file", text_path, "--output_file", str(out / "train.tfrecord")]
+  got = run_main(base + ["--merges_file", merges])
+  assert got == f"error: --merges_file {merges} needs its vocab.json: give it with --vocab_file"
+  got = run_main(base + ["--vocab_file", merges])
+  assert got.startswith(f"error: --vocab_file: {merges} is a BPE merges.txt; give its vocab.json as --vocab_file")
+  assert not os.path.exists(out / "meta.json") and not os.path.exists(out / "train.tfrecord")

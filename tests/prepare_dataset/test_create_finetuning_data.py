@@ -234,3 +234,82 @@ def test_sample_examples_keeps_a_fixed_random_subset(tmp_path, vocab_path):
   assert sorted(set(labels.tolist())) == [0, 1, 2, 3, 4]  # every class, unlike the first 100
   np.testing.assert_array_equal(features["input_word_ids"], features_b["input_word_ids"])
   np.testing.assert_array_equal(labels, labels_b)
+
+
+@pytest.fixture(scope="module")
+def mpnet_style_vocab(tmp_path_factory, vocab_path):
+  """How MPNet's vocab.txt is made: the bert-base-uncased vocab (MiniLM's) with RoBERTa's specials around it."""
+  path = tmp_path_factory.mktemp("mpnet") / "vocab.txt"
+  with open(vocab_path, encoding="utf-8") as f:
+    path.write_text("<s>\n<pad>\n</s>\n<unk>\n" + f.read() + "<mask>\n", encoding="utf-8")
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def roberta_bpe_files(tmp_path_factory):
+  """vocab.json and merges.txt of a byte-level BPE with RoBERTa's specials, trained on Rotten Tomatoes text."""
+  import tokenizers  # pylint: disable=g-import-not-at-top
+
+  folder = tmp_path_factory.mktemp("bpe")
+  texts = [e.text_a for e in dp.get_processor("rotten_tomatoes").get_examples(None, "train")[:3000]]
+  trained = tokenizers.ByteLevelBPETokenizer()
+  trained.train_from_iterator(texts, vocab_size=1000, show_progress=False,
+                              special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+  trained.save_model(str(folder))
+  return str(folder / "vocab.json"), str(folder / "merges.txt")
+
+
+def _pair_task(tmp_path):
+  (tmp_path / "train.tsv").write_text("a\tb\ty\nA man is eating food.\tHe eats.\tyes\nfirst\tsecond\tno\n")
+  (tmp_path / "dev.tsv").write_text("a\tb\ty\nA man is eating food.\tA man is eating food.\tyes\n")
+  return ["--task_name=tsv", f"--data_dir={tmp_path}", "--text_column=a", "--text_pair_column=b", "--label_column=y"]
+
+
+def test_mpnet_style_vocab_writes_the_roberta_layout(tmp_path, mpnet_style_vocab):
+  meta = _run_in_process(*_pair_task(tmp_path), f"--vocab_path={mpnet_style_vocab}", f"--output_dir={tmp_path}/o",
+                         "--max_seq_length=20")
+  assert meta["tokenizer"] == "wordpiece" and meta["vocab_size"] == 30527
+  assert meta["special_tokens"] == {"scheme": "roberta", "cls_id": 0, "sep_id": 2, "pad_id": 1, "unk_id": 104,
+                                    "mask_id": 30526}
+  assert records.read_meta(str(tmp_path / "o"))["special_tokens"] == meta["special_tokens"]
+  features, _ = _read_records(str(tmp_path / "o" / "dev.tfrecord"), 20, tf.int64)
+  sentence = [1041, 2162, 2007, 5987, 2837, 1016]  # "A man is eating food." in all-mpnet-base-v2's vocab.
+  assert features["input_word_ids"][0].tolist() == [0, *sentence, 2, 2, *sentence, 2, 1, 1, 1, 1]
+  assert not features["input_type_ids"].any() and features["input_mask"][0].sum() == 16
+  with pytest.raises(UserError, match="^--max_seq_length=4 leaves no room for text next to the 4 special tokens"):
+    _run_in_process(*_pair_task(tmp_path), f"--vocab_path={mpnet_style_vocab}", f"--output_dir={tmp_path}/p",
+                    "--max_seq_length=4")
+  assert not os.path.exists(tmp_path / "p")
+
+
+def test_roberta_bpe_end_to_end(tmp_path, roberta_bpe_files):
+  vocab_json, merges = roberta_bpe_files
+  meta = _run_in_process("--task_name=rotten_tomatoes", f"--vocab_path={vocab_json}", f"--merges_file={merges}",
+                         f"--output_dir={tmp_path}/rt", "--max_examples=100", "--max_seq_length=32")
+  assert meta["tokenizer"] == "byte_level_bpe" and meta["special_tokens"]["scheme"] == "roberta"
+  assert meta["merges_sha256"] == records.sha256_file(merges) and meta["vocab_size"] == 1000
+  tokenizer = tokenization.build_tokenizer(vocab_json, merges_file=merges)
+  examples = dp.get_processor("rotten_tomatoes").get_examples(None, "dev")[:100]
+  features, _ = _read_records(str(tmp_path / "rt" / "dev.tfrecord"), 32, tf.int64)
+  expected = [tokenizer.pack(ids, None, 32) for ids in tokenizer.tokenize_to_ids([e.text_a for e in examples])]
+  got = list(zip(*(features[name].tolist() for name in records.FEATURES)))
+  assert got == [tuple(row) for row in expected]
+  assert (features["input_word_ids"][:, 0] == 0).all() and (features["input_word_ids"][features["input_mask"] == 0]
+                                                             == 1).all()
+  pair = _run_in_process(*_pair_task(tmp_path), f"--vocab_path={vocab_json}", f"--output_dir={tmp_path}/pair",
+                         "--max_seq_length=24")  # merges.txt found beside vocab.json.
+  assert pair["merges_sha256"] == meta["merges_sha256"]
+  features, _ = _read_records(str(tmp_path / "pair" / "train.tfrecord"), 24, tf.int64)
+  ids_a, ids_b = tokenizer.tokenize_to_ids(["A man is eating food.", "He eats."])
+  assert features["input_word_ids"][0].tolist() == tokenizer.pack(ids_a, ids_b, 24)[0]
+  assert features["input_word_ids"][0].tolist()[:len(ids_a) + 4] == [0, *ids_a, 2, 2, ids_b[0]]
+
+
+def test_merges_without_vocab_exits_with_one_line_and_writes_nothing(tmp_path, roberta_bpe_files):
+  _, merges = roberta_bpe_files
+  result = _run_script("--task_name=rotten_tomatoes", f"--merges_file={merges}", f"--output_dir={tmp_path}/o")
+  assert _error_line(result) == f"error: --merges_file {merges} needs its vocab.json: give it with --vocab_path"
+  with pytest.raises(UserError, match=f"^--vocab_path: {merges} is a BPE merges.txt; give its vocab.json as "
+                     "--vocab_path and this file as --merges_file"):
+    _run_in_process("--task_name=rotten_tomatoes", f"--vocab_path={merges}", f"--output_dir={tmp_path}/o")
+  assert not os.path.exists(tmp_path / "o")
