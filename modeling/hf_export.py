@@ -64,6 +64,10 @@ def _check_representable(config: ModelConfig) -> None:
   if config.model_type == "mpnet" and config.pad_token_id != 1:
     raise UserError(f"{where}: field 'pad_token_id' is {config.pad_token_id}, but Hugging Face's MPNet numbers "
                     f"positions after id 1 whatever its config says; it cannot be exported")
+  if config.model_type == "mpnet" and config.relative_attention_num_buckets != 32:
+    raise UserError(f"{where}: field 'relative_attention_num_buckets' is {config.relative_attention_num_buckets}, but "
+                    f"Hugging Face's MPNet buckets relative positions into 32 whatever its config says; it cannot be "
+                    f"exported")
   if config.model_type == "mobilebert" and config.normalization_type not in ("no_norm", "layer_norm"):
     raise UserError(f"{where}: field 'normalization_type' is {config.normalization_type!r}; Hugging Face's "
                     f"MobileBERT has only 'no_norm' and 'layer_norm'")

@@ -29,7 +29,7 @@ FAMILIES = {
     "tinybert": dict(hf_tiny.BERT, model_type="tinybert"),
     "roberta": hf_tiny.ROBERTA,
     "albert": dict(hf_tiny.BERT, model_type="albert", embedding_size=8, hidden_act="gelu_new"),
-    "mpnet": {k: v for k, v in dict(hf_tiny.ROBERTA, model_type="mpnet", relative_attention_num_buckets=8).items()
+    "mpnet": {k: v for k, v in dict(hf_tiny.ROBERTA, model_type="mpnet", relative_attention_num_buckets=32).items()
               if k != "type_vocab_size"},
     "mobilebert": hf_tiny.MOBILEBERT,
     "mobilebert_layer_norm": dict(hf_tiny.MOBILEBERT, normalization_type="layer_norm"),
@@ -218,6 +218,8 @@ def test_previous_export_is_replaced_and_anything_else_is_refused(tmp_path):
 @pytest.mark.parametrize("family, overrides, message", [
     ("albert", {"embedding_size": 16}, "an ALBERT whose embedding_size equals hidden_size has no embedding projection"),
     ("mpnet", {"pad_token_id": 0}, "field 'pad_token_id' is 0, but Hugging Face's MPNet numbers positions after id 1"),
+    ("mpnet", {"relative_attention_num_buckets": 8},
+     "field 'relative_attention_num_buckets' is 8, but Hugging Face's MPNet buckets relative positions into 32"),
 ])
 def test_configs_hugging_face_cannot_represent_are_refused(tmp_path, family, overrides, message):
   config = config_from_dict(dict(FAMILIES[family], **overrides), source="student.json")
@@ -245,12 +247,15 @@ def test_bad_labels_tokenizer_and_family_are_refused(tmp_path):
 # Against transformers.
 
 
-def test_export_matches_logits_recorded_from_transformers():
+def test_export_matches_logits_recorded_from_transformers(tmp_path):
   """tests/fixtures/make_hf_export_reference.py loaded these same seeded exports into transformers' own
-  `AutoModelForSequenceClassification` and recorded its logits; the TF model must compute them too."""
+  `AutoModelForSequenceClassification` and recorded its logits and a digest of the folder: today's export must be
+  that same folder, and the TF model must compute those logits."""
   reference = np.load(FIXTURE)
-  for case, _, _ in CASES:
-    model, config, _, _ = tiny_task_model(case)
+  for case, _, task_type in CASES:
+    model, config, labels, _ = tiny_task_model(case)
+    folder = export_hf(model, config, str(tmp_path / case), label_list=labels, task_type=task_type)
+    assert hf_tiny.folder_digest(folder) == str(reference[f"{case}/digest"]), case
     np.testing.assert_array_equal(reference[f"{case}/input_word_ids"], inputs(config)["input_word_ids"])
     np.testing.assert_allclose(run(model, config)["logits"], reference[f"{case}/logits"], rtol=0, atol=1e-4,
                                err_msg=case)
