@@ -193,8 +193,18 @@ def _tokenizer_files(paths: Sequence[str], do_lower_case: bool | None, model_max
   return dict(copies, **{"tokenizer_config.json": tokenizer_config, "special_tokens_map.json": special})
 
 
-def _check_output_dir(output_dir: str) -> None:
-  """Refuses a non-empty folder unless it is an earlier export (only export files, and our marker)."""
+def check_output_dir(output_dir: str) -> None:
+  """Refuses an output folder that holds something else than an earlier export (which `export_hf` replaces).
+
+  Scripts call it while validating their flags, before any training; `export_hf` calls it again before writing.
+
+  Args:
+    output_dir: the export folder; it may be missing, empty, or an earlier export (only export files, and
+      `EXPORT_MARKER` in its config.json).
+
+  Raises:
+    UserError: the path is a file, or a folder holding anything else.
+  """
   if not os.path.exists(output_dir):
     return
   if not os.path.isdir(output_dir):
@@ -251,7 +261,7 @@ def export_hf(model: tf_keras.Model, config: ModelConfig, output_dir: str, *, to
   tensors = hf_tensors(encoder, config, head)
   tokenizer = _tokenizer_files(list(tokenizer_files), do_lower_case,
                                model_max_length or config.max_sequence_length) if tokenizer_files else {}
-  _check_output_dir(output_dir)
+  check_output_dir(output_dir)
   from safetensors import numpy as safetensors_numpy  # Only the export needs it.
 
   parent = os.path.dirname(os.path.abspath(output_dir))
