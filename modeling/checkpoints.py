@@ -291,13 +291,24 @@ class _Rule:
       return tensor[self.offset:]
     return tensor
 
+  def export(self, value: np.ndarray) -> np.ndarray:
+    """The inverse of `convert`: the source tensor that converts to `value` (skipped position rows are zeros)."""
+    target = list(value.shape)
+    if self.kind == "linear":
+      return np.ascontiguousarray(value.reshape(self.source_shape(target)[::-1]).T)
+    if self.kind == "reshape":
+      return value.reshape(self.source_shape(target))
+    if self.kind == "rows":
+      return np.concatenate([np.zeros([self.offset] + target[1:], value.dtype), value])
+    return value
 
-def _match_named(network: tf_keras.Model, tensor_shapes: dict[str, list[int]],
+
+def _match_named(variables: dict[str, tf.Variable], tensor_shapes: dict[str, list[int]],
                  read_tensor: Callable[[str], np.ndarray], rule_for: Callable[[str], _Rule | None],
                  is_encoder_tensor: Callable[[str], bool], may_stay_fresh: Callable[[str], bool] = lambda _: False
                  ) -> _Match:
   match, used = _Match(), set()
-  for name, variable in _variable_names(network).items():
+  for name, variable in variables.items():
     rule = rule_for(name)
     target = _shape(variable.shape)
     if rule is not None and rule.source not in tensor_shapes and may_stay_fresh(name):
@@ -338,7 +349,7 @@ def _match_tf1(network: tf_keras.Model, config: ModelConfig, prefix: str, workdi
     raise UserError(f"checkpoint {prefix} does not fit config {config.source}: {e}") from None
   reader = tf.train.load_checkpoint(renamed)
   shapes = {name: _shape(shape) for name, shape in reader.get_variable_to_shape_map().items()}
-  return _match_named(network, shapes, reader.get_tensor, _Rule,
+  return _match_named(_variable_names(network), shapes, reader.get_tensor, _Rule,
                       lambda name: name.split("/")[0] in _BERT_ENCODER_SCOPES)
 
 
@@ -484,8 +495,20 @@ def _read_safetensors(folder: str) -> dict[str, np.ndarray]:
           tensor for name, tensor in tensors.items()}
 
 
+# The module prefix of each family's `*For...` classes in Hugging Face (TinyBERT is a BERT there).
+HF_PREFIXES = {"bert": "bert.", "tinybert": "bert.", "roberta": "roberta.", "albert": "albert.", "mpnet": "mpnet.",
+               "mobilebert": "mobilebert."}
+
+# `TaskModel`'s head variables are named `head/kernel` and `head/bias` next to the encoder's. Hugging Face's
+# `*ForSequenceClassification` for BERT, ALBERT and MobileBERT puts one `classifier` Linear on the pooled output, as
+# `TaskModel` does. RoBERTa's and MPNet's have no pooler: their head is dense + tanh on the first token, then
+# `out_proj`, which is `TaskModel`'s pooler and head, so the pooler lives in `classifier.dense` there.
+TASK_HEAD_SCOPE = "head/"
+_HF_FIRST_TOKEN_HEAD_FAMILIES = ("roberta", "mpnet")
+
+
 def _hf_prefix(tensors: dict[str, np.ndarray], folder: str) -> str:
-  for prefix in ("", "bert.", "roberta.", "albert.", "mpnet.", "mobilebert."):
+  for prefix in [""] + sorted(set(HF_PREFIXES.values())):
     if f"{prefix}embeddings.word_embeddings.weight" in tensors:
       return prefix
   raise UserError(f"checkpoint {folder}: no 'embeddings.word_embeddings.weight' tensor (with or without a "
@@ -493,22 +516,71 @@ def _hf_prefix(tensors: dict[str, np.ndarray], folder: str) -> str:
                   f"MobileBERT model")
 
 
-def _match_hf(network: tf_keras.Model, config: ModelConfig, folder: str) -> _Match:
+def _hf_pooler_scope(config: ModelConfig) -> str:
+  return "pooler/" if config.model_type == "mobilebert" else "pooler_transform/"
+
+
+def _hf_rule_for(config: ModelConfig, prefix: str, with_head: bool) -> Callable[[str], _Rule | None]:
+  """The rule for each variable name of an encoder, or of a `TaskModel` (encoder plus `head/...`) when `with_head`."""
+  encoder_rule = _hf_mobilebert_rule if config.model_type == "mobilebert" else _hf_rule
+  first_token_head = with_head and config.model_type in _HF_FIRST_TOKEN_HEAD_FAMILIES
+
+  def rule(name: str) -> _Rule | None:
+    is_head = with_head and name.startswith(TASK_HEAD_SCOPE)
+    if is_head or (first_token_head and name.startswith(_hf_pooler_scope(config))):
+      module = ("classifier.out_proj" if first_token_head else "classifier") if is_head else "classifier.dense"
+      parameter = name.rpartition("/")[2]
+      kind = {"kernel": "linear", "bias": "reshape"}.get(parameter)
+      return _Rule(f"{module}.{_HF_PARAMETER[parameter]}", kind=kind) if kind else None
+    return encoder_rule(name, config, prefix)
+  return rule
+
+
+def _task_variables(encoder: tf_keras.Model, head: tf_keras.layers.Layer | None) -> dict[str, tf.Variable]:
+  variables = _variable_names(encoder.garden_network)
+  if head is not None:
+    variables.update({TASK_HEAD_SCOPE + "kernel": head.kernel, TASK_HEAD_SCOPE + "bias": head.bias})
+  return variables
+
+
+def hf_variable_rules(encoder: tf_keras.Model, config: ModelConfig, head: tf_keras.layers.Layer | None = None
+                      ) -> dict[str, tuple[tf.Variable, _Rule | None]]:
+  """Every variable of an encoder (and of a `TaskModel`'s head) with the Hugging Face tensor it is read from.
+
+  This is the one name and layout table of the Hugging Face import; `modeling.hf_export` writes through it too
+  (`rule.export(value)` is the inverse of the import's conversion), so the two directions cannot drift apart.
+
+  Args:
+    encoder: a model from `modeling.build_encoder(config)`.
+    config: its config.
+    head: a `TaskModel`'s dense head, or None for the encoder alone (then tensor names carry no prefix, as in
+      `BertModel`; with a head they carry the family's prefix, as in `BertForSequenceClassification`).
+
+  Returns:
+    `{variable name: (variable, rule)}`; rule is None for a variable Hugging Face has no tensor for.
+  """
+  rule_for = _hf_rule_for(config, HF_PREFIXES[config.model_type] if head is not None else "", head is not None)
+  return {name: (variable, rule_for(name)) for name, variable in _task_variables(encoder, head).items()}
+
+
+def _match_hf(encoder: tf_keras.Model, config: ModelConfig, folder: str,
+              head: tf_keras.layers.Layer | None = None) -> _Match:
   mobilebert = config.model_type == "mobilebert"
   if mobilebert:
     _check_hf_mobilebert_layout(folder)
-  rule = _hf_mobilebert_rule if mobilebert else _hf_rule
-  pooler_variables = "pooler/" if mobilebert else "pooler_transform/"
   tensors = _read_safetensors(folder)
   prefix = _hf_prefix(tensors, folder)
   tensors = {name: tensor for name, tensor in tensors.items() if not name.endswith("position_ids")}
   shapes = {name: list(tensor.shape) for name, tensor in tensors.items()}
+  encoder_parts = tuple(prefix + part for part in _HF_ENCODER_PARTS) + (("classifier.",) if head is not None else ())
   # `*ForMaskedLM` checkpoints and roberta-base have no pooler: it keeps its fresh initialization, but only when
-  # the checkpoint has no pooler tensor at all (half a pooler is a broken checkpoint).
-  no_pooler = not any(name.startswith(prefix + "pooler") for name in tensors)
-  return _match_named(network, shapes, tensors.__getitem__, lambda name: rule(name, config, prefix),
-                      lambda name: name.startswith(tuple(prefix + part for part in _HF_ENCODER_PARTS)),
-                      may_stay_fresh=lambda name: no_pooler and name.startswith(pooler_variables))
+  # the checkpoint has no pooler tensor at all (half a pooler is a broken checkpoint). A RoBERTa or MPNet head
+  # brings the pooler in `classifier.dense`.
+  no_pooler = not any(name.startswith(prefix + "pooler") for name in tensors) and not (
+      head is not None and config.model_type in _HF_FIRST_TOKEN_HEAD_FAMILIES)
+  return _match_named(_task_variables(encoder, head), shapes, tensors.__getitem__,
+                      _hf_rule_for(config, prefix, head is not None), lambda name: name.startswith(encoder_parts),
+                      may_stay_fresh=lambda name: no_pooler and name.startswith(_hf_pooler_scope(config)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -540,7 +612,7 @@ def restore_encoder(encoder: tf_keras.Model, config: ModelConfig, ckpt_path: str
     if kind == "tf2":
       match = _match_tf2(network, resolved)
     elif kind == "hf":
-      match = _match_hf(network, config, resolved)
+      match = _match_hf(encoder, config, resolved)
     else:
       match = _match_tf1(network, config, resolved, workdir)
     match.check(resolved, config)
@@ -549,6 +621,35 @@ def restore_encoder(encoder: tf_keras.Model, config: ModelConfig, ckpt_path: str
   if match.fresh:
     description += (f"; it has no pooler, so the pooler ({', '.join(match.fresh)}) keeps its fresh "
                     f"initialization")
+  logging.info("%s", description)
+  return description
+
+
+def restore_hf_task_model(model: tf_keras.Model, config: ModelConfig, folder: str) -> str:
+  """Restores a `TaskModel` (encoder and head) from a Hugging Face `*ForSequenceClassification` folder.
+
+  The head is read from `classifier` (BERT, ALBERT, MobileBERT) or, for RoBERTa and MPNet, from
+  `classifier.out_proj`, with the pooler from `classifier.dense` (see `TASK_HEAD_SCOPE`).
+
+  Args:
+    model: a `modeling.models.TaskModel` built from `config` with as many outputs as the checkpoint's labels.
+    config: the config the model was built from.
+    folder: the Hugging Face folder (or its `model.safetensors`).
+
+  Returns:
+    A one-line description of what was loaded (also logged).
+
+  Raises:
+    UserError: not a Hugging Face checkpoint, or one that does not fit the model (a missing classifier or a
+      different number of labels included); no variable has been changed.
+  """
+  kind, resolved = find_checkpoint(folder)
+  if kind != "hf":
+    raise UserError(f"checkpoint {folder}: expected a Hugging Face folder with {SAFETENSORS_FILE}, found a {kind} "
+                    f"checkpoint")
+  match = _match_hf(model.encoder, config, resolved, head=model.head)
+  match.check(resolved, config)
+  description = f"restored {match.assign()} encoder and head variables from the hf checkpoint {resolved}"
   logging.info("%s", description)
   return description
 

@@ -134,3 +134,25 @@ def word_ids(name):
   """The test batch, padded with the family's pad id."""
   pad = CHECKPOINTS[name]()[0]["pad_token_id"]
   return np.where(MASK == 1, WORD_IDS, pad).astype(np.int32)
+
+
+def folder_digest(folder):
+  """sha256 over a Hugging Face folder's config.json and every tensor's name, shape and bytes (any file order).
+
+  tests/fixtures/make_hf_export_reference.py records it for the exports that transformers checked, so a test can
+  tell that today's export is still exactly what transformers was given.
+  """
+  import hashlib
+  import json
+  import os
+
+  from safetensors.numpy import load_file
+  digest = hashlib.sha256()
+  with open(os.path.join(folder, "config.json")) as f:
+    digest.update(json.dumps(json.load(f), sort_keys=True).encode())
+  tensors = load_file(os.path.join(folder, "model.safetensors"))
+  for name in sorted(tensors):
+    tensor = np.ascontiguousarray(tensors[name], np.float32)
+    digest.update(f"{name}{list(tensor.shape)}".encode())
+    digest.update(tensor.tobytes())
+  return digest.hexdigest()
