@@ -15,7 +15,16 @@ maps its normalised form back through the teacher's LayerNorm scale and shift. O
 embedding loss at step 0 about 4x against a random start (0.087 vs 0.368 on 16 news sequences). This is an
 addition to the TinyBERT recipe (the paper starts from random weights), and it only sets initial values: general
 distillation trains everything afterwards as usual.
+
+`init_from_teacher` is the entry point for `--init_from_teacher`: at equal widths it copies the embeddings and
+teacher layer g(m) into student layer m (DistilBERT's recipe); for a narrower student it sets the projected
+embeddings above and leaves the layers random. Projecting the layer weights through the same directions was
+measured and made the initial loss worse (MiniLM -> TinyBERT4, 64 reviews: total 10.53 against 9.85 with the
+embeddings only and 10.45 from random; benchmarks/bench_teacher_init.py), so it is not done.
 """
+
+import re
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -87,3 +96,74 @@ def init_embeddings_from_teacher(student, teacher, distillation=None) -> str:
     projections[0].bias.assign(norm.beta.numpy().astype(np.float32))
     message += "; W_h set to their transpose, scaled and shifted as the teacher's embedding LayerNorm"
   return message
+
+
+def _block_variables(block) -> dict[str, tf.Variable]:
+  """A transformer block's variables by their name inside the block (`self_attention/query/kernel`, ...)."""
+  return {re.sub(r"^.*?layer_\d+/", "", variable.name.split(":")[0]): variable for variable in block.weights}
+
+
+def init_from_teacher(student, teacher, layer_map: Sequence[int], distillation=None) -> str:
+  """Starts a student from the teacher: DistilBERT's layer copy when the widths match, else projected embeddings.
+
+  Same width: the student's token, position and segment tables and embedding LayerNorm are the teacher's, student
+  layer m is a copy of teacher layer g(m) (attention, FFN and both LayerNorms), and the pooler is the teacher's.
+  Narrower student: `init_embeddings_from_teacher` (the teacher's embeddings on their top principal directions);
+  the layers keep their random start, since projecting the teacher's layer weights onto those directions did not
+  lower the initial intermediate loss (benchmarks/bench_teacher_init.py).
+
+  Args:
+    student: a BERT-family encoder from `build_encoder`, changed in place.
+    teacher: the BERT-family teacher encoder, already restored.
+    layer_map: g(m) for m = 1..M (`modeling.losses.parse_layer_map`).
+    distillation: optional `IntermediateDistillation`, whose W_h the narrower case sets.
+
+  Returns:
+    A one-line description for the log.
+
+  Raises:
+    UserError: a family other than BERT/RoBERTa/TinyBERT (ALBERT shares one layer, MobileBERT has bottlenecks), a
+      student wider than the teacher, equal widths with different head counts or FFN sizes, a different
+      vocabulary, more student positions than the teacher has, or a layer map that does not fit.
+  """
+  for role, encoder in (("student", student), ("teacher", teacher)):
+    if (not hasattr(encoder, "_transformer_layers") or encoder._config.get("share_layers")
+        or getattr(encoder, "_embedding_projection", None) is not None):
+      raise UserError(f"--init_from_teacher: the {role} is not a BERT, RoBERTa or TinyBERT encoder (ALBERT shares "
+                      "one layer and MobileBERT has bottlenecks, so their layers cannot be copied)")
+  s_layers, t_layers = student._transformer_layers, teacher._transformer_layers
+  if len(layer_map) != len(s_layers) or any(not 1 <= g <= len(t_layers) for g in layer_map):
+    raise UserError(f"--init_from_teacher: layer map {list(layer_map)} does not map the student's {len(s_layers)} "
+                    f"layers onto the teacher's {len(t_layers)}")
+  s_width, t_width = student._config["hidden_size"], teacher._config["hidden_size"]
+  if s_width > t_width:
+    raise UserError(f"--init_from_teacher: the student ({s_width} wide) is wider than the teacher ({t_width})")
+  if s_width < t_width:
+    return init_embeddings_from_teacher(student, teacher, distillation) + "; layers left at their random start"
+  for name in ("num_attention_heads", "inner_dim"):
+    if student._config[name] != teacher._config[name]:
+      raise UserError(f"--init_from_teacher: equal widths ({s_width}) but the student's {name} is "
+                      f"{student._config[name]} and the teacher's {teacher._config[name]}; copying layers needs "
+                      "the same block shape")
+  s_tables, t_tables = _embedding_tables(student, "student"), _embedding_tables(teacher, "teacher")
+  for name, s, t in zip(("vocab_size", "max_position_embeddings", "type_vocab_size"), s_tables, t_tables):
+    if s.shape[0] != t.shape[0] and not (name == "max_position_embeddings" and s.shape[0] < t.shape[0]):
+      raise UserError(f"--init_from_teacher needs the student's {name} ({s.shape[0]}) to be the teacher's "
+                      f"({t.shape[0]})" + (" or fewer" if name == "max_position_embeddings" else ""))
+  copies = [(s, t.numpy()[:s.shape[0]]) for s, t in zip(s_tables, t_tables)]
+  copies += [(s, t.numpy()) for s, t in zip(student._embedding_norm_layer.weights, teacher._embedding_norm_layer.weights)]
+  copies += [(s, t.numpy()) for s, t in zip(student._pooler_layer.weights, teacher._pooler_layer.weights)]
+  for m, g in enumerate(layer_map):
+    s_block, t_block = _block_variables(s_layers[m]), _block_variables(t_layers[g - 1])
+    if s_block.keys() != t_block.keys():
+      raise UserError(f"--init_from_teacher: student layer {m + 1} and teacher layer {g} have different variables "
+                      f"({sorted(s_block.keys() ^ t_block.keys())[:3]})")
+    copies += [(s_block[name], t_block[name].numpy()) for name in s_block]
+  for variable, value in copies:
+    if list(variable.shape) != list(value.shape):
+      raise UserError(f"--init_from_teacher: {variable.name} is {list(variable.shape)} in the student but "
+                      f"{list(value.shape)} in the teacher")
+  for variable, value in copies:
+    variable.assign(value.astype(variable.dtype.as_numpy_dtype))
+  return (f"student initialised from the teacher: embeddings, pooler and teacher layers {list(layer_map)} copied "
+          f"into student layers 1..{len(layer_map)}")

@@ -46,8 +46,10 @@ def _assert_matches_live(cached, live):
     for cached_hidden, g in zip(outputs["hidden_states"], [0] + LAYER_MAP):
       np.testing.assert_allclose(cached_hidden, live_outputs["hidden_states"][g], rtol=1e-5, atol=1e-6)
     assert len(outputs["attention_logits"]) == len(LAYER_MAP)
+    key_mask = features["input_mask"].numpy()[:, None, None, :]  # Only the real keys are stored; the rest are 0.
     for cached_attention, g in zip(outputs["attention_logits"], LAYER_MAP):
-      np.testing.assert_allclose(cached_attention, live_outputs["attention_logits"][g - 1], rtol=1e-5, atol=1e-6)
+      np.testing.assert_allclose(cached_attention, live_outputs["attention_logits"][g - 1] * key_mask, rtol=1e-5,
+                                 atol=1e-6)
 
 
 @pytest.mark.parametrize("storage", ["memory", "folder"])
@@ -56,7 +58,8 @@ def test_cached_outputs_equal_live_teacher_and_survive_a_changed_teacher(tmp_pat
   dataset = _dataset()
   live = _live(teacher, dataset)
   cached = teacher_cache.cache_teacher_outputs(teacher, dataset, LAYER_MAP, ("logits", "hidden", "attention"),
-                                               storage="memory" if storage == "memory" else str(tmp_path))
+                                               storage="memory" if storage == "memory" else str(tmp_path),
+                                               dtype=tf.float32)
   _assert_matches_live(cached, live)  # First pass: computed by the teacher.
   # Wreck the teacher: the second pass must still give the first pass's outputs, so it reads the cache.
   for variable in teacher.variables:
@@ -92,8 +95,54 @@ def test_logits_only_and_bfloat16_storage():
 
 def test_size_estimate():
   size = teacher_cache.estimate_cache_bytes(10, 128, num_labels=2, hidden_size=384, num_heads=12,
-                                            num_mapped_layers=4, what=("logits", "hidden", "attention"))
+                                            num_mapped_layers=4, what=("logits", "hidden", "attention"),
+                                            dtype=tf.float32)
   assert size == 10 * (2 * 4 + 5 * 128 * 384 * 4 + 4 * 12 * 128 * 128 * 4)
+  size = teacher_cache.estimate_cache_bytes(10, 128, num_labels=2, hidden_size=384, num_heads=12,
+                                            num_mapped_layers=4, what=("logits", "hidden", "attention"),
+                                            mean_length=30)
+  assert size == 10 * (2 * 4 + 5 * 128 * 384 * 2 + 4 * 12 * 128 * 30 * 2)
+
+
+def test_attention_logits_packed_at_real_keys_only():
+  rng = np.random.default_rng(1)
+  lengths = np.array([3, 8, 1])
+  mask = (np.arange(SEQ)[None, :] < lengths[:, None]).astype(np.int32)
+  logits = rng.standard_normal([3, 2, SEQ, SEQ]).astype(np.float32)
+  packed = teacher_cache.pack_attention_logits(tf.constant(logits), tf.constant(mask)).numpy()
+  expected = np.concatenate([logits[b, :, :, :n].reshape(-1) for b, n in enumerate(lengths)])
+  np.testing.assert_array_equal(packed, expected)
+  assert packed.size == 2 * SEQ * lengths.sum()
+  unpacked = teacher_cache.unpack_attention_logits(tf.constant(packed), tf.constant(mask), 2).numpy()
+  np.testing.assert_array_equal(unpacked, logits * mask[:, None, None, :])
+  with pytest.raises(tf.errors.InvalidArgumentError, match="input_mask must be 1 for the first tokens"):
+    teacher_cache.pack_attention_logits(tf.constant(logits), tf.constant(mask[:, ::-1].copy()))
+
+
+@pytest.mark.parametrize("dtype,rtol", [(tf.float32, 1e-6), (tf.float16, 2e-3), (tf.bfloat16, 1e-2)])
+@pytest.mark.parametrize("attention_loss", ["logits_mse", "kl"])
+def test_losses_over_cached_outputs_match_the_live_teacher(dtype, rtol, attention_loss):
+  from modeling.losses import IntermediateDistillation, prediction_loss
+  teacher = _teacher()
+  tf.random.set_seed(5)
+  student = build_task_model(ModelConfig(**dict(TINY, hidden_size=8, num_hidden_layers=2)), num_labels=3)
+  live = IntermediateDistillation(8, TINY["hidden_size"], LAYER_MAP, attention_loss)
+  cached_loss = IntermediateDistillation(8, TINY["hidden_size"], teacher_cache.cached_layer_map(LAYER_MAP),
+                                         attention_loss)
+  cached_loss.set_weights(live.get_weights())
+  dataset = _dataset()
+  cached = teacher_cache.cache_teacher_outputs(teacher, dataset, LAYER_MAP, ("logits", "hidden", "attention"),
+                                               dtype=dtype)
+  for _ in range(2):  # the pass that fills the cache, and one that reads it
+    for features, _, outputs in cached:
+      student_outputs = student(features, training=False)
+      expected = live(student_outputs, teacher(features, training=False), features["input_mask"])
+      got = cached_loss(student_outputs, outputs, features["input_mask"])
+      for term in ("embedding", "hidden", "attention"):
+        np.testing.assert_allclose(got[term], expected[term], rtol=rtol)
+      np.testing.assert_array_equal(prediction_loss(student_outputs["logits"], outputs["logits"]),
+                                    prediction_loss(student_outputs["logits"],
+                                                    teacher(features, training=False)["logits"]))
 
 
 def test_refuses_unknown_parts_and_missing_layer_map():

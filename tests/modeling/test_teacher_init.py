@@ -1,4 +1,6 @@
-"""Student embeddings from the teacher's principal directions (modeling/teacher_init.py), against NumPy."""
+"""Students started from the teacher (modeling/teacher_init.py): projected embeddings and layer copies, vs NumPy."""
+
+import re
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ from modeling import build_encoder
 from modeling.config import config_from_dict
 from modeling.errors import UserError
 from modeling.losses import IntermediateDistillation
-from modeling.teacher_init import init_embeddings_from_teacher, principal_directions
+from modeling.teacher_init import init_embeddings_from_teacher, init_from_teacher, principal_directions
 from tests import tiny
 
 
@@ -99,3 +101,112 @@ def test_refusals(low_rank_teacher, overrides, message):
   student = build_encoder(_config(num_hidden_layers=2, **overrides))
   with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
     init_embeddings_from_teacher(student, low_rank_teacher)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# init_from_teacher: DistilBERT's layer copy at equal widths.
+
+
+def _random_encoder(seed, **overrides):
+  tf.random.set_seed(seed)
+  encoder = build_encoder(_config(**overrides))
+  rng = np.random.default_rng(seed)
+  for variable in encoder.weights:  # far from the initializer's values, so a missed copy shows
+    variable.assign(rng.normal(0, 0.3, variable.shape).astype(np.float32) + (1.0 if "gamma" in variable.name else 0))
+  return encoder
+
+
+def _encoder_inputs():
+  rng = np.random.default_rng(3)
+  mask = np.array([[1] * 9 + [0] * 3, [1] * 12], np.int32)
+  return {"input_word_ids": tf.constant(rng.integers(1, 120, (2, 12)) * mask, tf.int32),
+          "input_mask": tf.constant(mask), "input_type_ids": tf.constant(np.zeros((2, 12), np.int32))}
+
+
+def _layer_norm(x, gamma, beta, eps=1e-12):
+  return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps) * gamma + beta
+
+
+def _numpy_block(block, x, mask):
+  """One post-LN BERT block in NumPy from the Keras block's variables (tf-models' EinsumDense layouts)."""
+  from scipy.special import erf
+  v = {re.sub(r"^.*?layer_\d+/", "", w.name.split(":")[0]): w.numpy().astype(np.float64) for w in block.weights}
+  q = np.einsum("bsh,hnd->bnsd", x, v["self_attention/query/kernel"]) + v["self_attention/query/bias"][:, None]
+  k = np.einsum("bsh,hnd->bnsd", x, v["self_attention/key/kernel"]) + v["self_attention/key/bias"][:, None]
+  values = np.einsum("bsh,hnd->bnsd", x, v["self_attention/value/kernel"]) + v["self_attention/value/bias"][:, None]
+  logits = q @ k.transpose(0, 1, 3, 2) / np.sqrt(q.shape[-1]) + (1 - mask[:, None, None, :]) * -1e4
+  probs = np.exp(logits - logits.max(-1, keepdims=True))
+  probs /= probs.sum(-1, keepdims=True)
+  attended = np.einsum("bnsd,ndh->bsh", probs @ values, v["self_attention/attention_output/kernel"])
+  x = _layer_norm(x + attended + v["self_attention/attention_output/bias"], v["self_attention_layer_norm/gamma"],
+                  v["self_attention_layer_norm/beta"])
+  inner = x @ v["intermediate/kernel"] + v["intermediate/bias"]
+  inner = 0.5 * inner * (1 + erf(inner / np.sqrt(2)))
+  return _layer_norm(x + inner @ v["output/kernel"] + v["output/bias"], v["output_layer_norm/gamma"],
+                     v["output_layer_norm/beta"])
+
+
+def test_equal_widths_copy_layer_g_of_m_into_layer_m():
+  teacher = _random_encoder(0)
+  student = _random_encoder(1, num_hidden_layers=2, max_position_embeddings=32)
+  message = init_from_teacher(student, teacher, [2, 4])
+  assert "teacher layers [2, 4] copied into student layers 1..2" in message
+  inputs = _encoder_inputs()
+  t_out, s_out = teacher(inputs), student(inputs)
+  mask = inputs["input_mask"].numpy().astype(np.float64)
+  np.testing.assert_allclose(s_out["hidden_states"][0], t_out["hidden_states"][0], atol=1e-6)
+  # Student layer 1 is teacher layer 2: the NumPy block built from the student's layer 1 variables maps the
+  # teacher's layer-1 output onto its layer-2 output; on the student's own embeddings it gives the student's layer 1.
+  np.testing.assert_allclose(_numpy_block(student._transformer_layers[0], t_out["hidden_states"][1].numpy(), mask),
+                             t_out["hidden_states"][2], atol=1e-4)
+  np.testing.assert_allclose(_numpy_block(student._transformer_layers[0], s_out["hidden_states"][0].numpy(), mask),
+                             s_out["hidden_states"][1], atol=1e-4)
+  for s_variable, t_variable in zip(student._transformer_layers[1].weights, teacher._transformer_layers[3].weights):
+    np.testing.assert_array_equal(s_variable.numpy(), t_variable.numpy())
+  np.testing.assert_array_equal(_tables(student)[1], _tables(teacher)[1][:32])
+  np.testing.assert_allclose(s_out["pooled_output"],
+                             np.tanh(s_out["hidden_states"][2].numpy()[:, 0] @ teacher._pooler_layer.kernel.numpy()
+                                     + teacher._pooler_layer.bias.numpy()), atol=1e-5)
+
+
+def test_consecutive_map_reproduces_the_teachers_first_layers():
+  teacher = _random_encoder(0)
+  student = _random_encoder(1, num_hidden_layers=2)
+  init_from_teacher(student, teacher, [1, 2])
+  inputs = _encoder_inputs()
+  t_out, s_out = teacher(inputs), student(inputs)
+  for m in range(3):
+    np.testing.assert_allclose(s_out["hidden_states"][m], t_out["hidden_states"][m], atol=1e-5)
+  for m in range(2):
+    np.testing.assert_allclose(s_out["attention_logits"][m], t_out["attention_logits"][m], atol=1e-4)
+
+
+def test_narrower_student_gets_projected_embeddings_only(low_rank_teacher):
+  tf.random.set_seed(2)
+  student = build_encoder(_config(hidden_size=8, num_hidden_layers=2, intermediate_size=16))
+  before = [w.numpy() for w in student._transformer_layers[0].weights]
+  message = init_from_teacher(student, low_rank_teacher, [2, 4])
+  assert "principal directions" in message and "layers left at their random start" in message
+  np.testing.assert_allclose(_tables(student)[0] @ principal_directions(_tables(low_rank_teacher)[0], 8).T,
+                             _tables(low_rank_teacher)[0] @ _rank_k_projector(_tables(low_rank_teacher)[0], 8),
+                             atol=1e-4)
+  for b, a in zip(before, student._transformer_layers[0].weights):
+    np.testing.assert_array_equal(b, a.numpy())
+
+
+@pytest.mark.parametrize("overrides,layer_map,message", [
+    ({"num_attention_heads": 4}, [2, 4], ("equal widths (16) but the student's num_attention_heads is 4 and the "
+                                         "teacher's 2")),
+    ({"intermediate_size": 24}, [2, 4], "the student's inner_dim is 24 and the teacher's 32"),
+    ({"vocab_size": 100}, [2, 4], "needs the student's vocab_size (100) to be the teacher's (120)"),
+    ({"max_position_embeddings": 128}, [2, 4], "max_position_embeddings (128) to be the teacher's (64) or fewer"),
+    ({"hidden_size": 32}, [2, 4], "the student (32 wide) is wider than the teacher (16)"),
+    ({}, [2, 5], "layer map [2, 5] does not map the student's 2 layers onto the teacher's 4"),
+    ({"model_type": "albert", "embedding_size": 8}, [2, 4], "the student is not a BERT, RoBERTa or TinyBERT"),
+])
+def test_init_from_teacher_refusals(overrides, layer_map, message):
+  teacher = _random_encoder(0)
+  tf.random.set_seed(1)
+  student = build_encoder(_config(**dict({"num_hidden_layers": 2}, **overrides)))
+  with pytest.raises(UserError, match=re.escape(message)):
+    init_from_teacher(student, teacher, layer_map)
