@@ -1,7 +1,7 @@
 """Values that change linearly over a training stage: the distillation temperature and the gold-label weight.
 
 TextBrewer lets both move during training (its linear decay and growth). Here a schedule is a start and an end
-value: `LinearSchedule(4.0, 1.0)` goes from 4 at the stage's first step to 1 at its last, and a constant is a
+value: `LinearSchedule(4.0, 1.0).over(steps)` goes from 4 at the stage's first step to 1 at its last, and a constant is a
 schedule whose ends are equal. It is evaluated on the step tensor inside the training step, so one traced
 `tf.function` serves every step.
 """
@@ -15,12 +15,12 @@ from modeling.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class LinearSchedule:
-  """start + (end − start)·min(step / steps, 1): linear from `start` at step 0 to `end` at step `steps`, then flat.
+  """Linear from `start` at step 0 to `end` at the stage's last step, `steps` − 1, then flat.
 
   Args:
     start: the value at step 0.
-    end: the value from step `steps` on (None: `start`, a constant).
-    steps: the stage's step count, set with `over` once it is known.
+    end: the value from step `steps` − 1 on (None: `start`, a constant).
+    steps: the stage's step count (steps 0 .. steps − 1), set with `over` once it is known.
   """
   start: float
   end: float | None = None
@@ -35,10 +35,10 @@ class LinearSchedule:
     return dataclasses.replace(self, steps=max(int(steps), 1))
 
   def __call__(self, step) -> tf.Tensor:
-    """The float32 value at `step` (an int, or an int tensor such as `optimizer.iterations`)."""
+    """The float32 value at `step`: an int, or an int tensor such as the stage optimizer's `iterations`."""
     if self.is_constant:
       return tf.constant(self.start, tf.float32)
-    progress = tf.minimum(tf.cast(step, tf.float32) / float(self.steps), 1.0)
+    progress = tf.minimum(tf.cast(step, tf.float32) / float(max(self.steps - 1, 1)), 1.0)
     return self.start + (self.end - self.start) * tf.maximum(progress, 0.0)
 
 

@@ -9,8 +9,8 @@ from modeling.schedules import LinearSchedule, parse_schedule
 
 
 @pytest.mark.parametrize("start, end, steps, expected", [
-    (4.0, 1.0, 100, {0: 4.0, 50: 2.5, 100: 1.0, 150: 1.0}),    # decay, flat after the stage's end
-    (0.0, 0.8, 10, {0: 0.0, 5: 0.4, 10: 0.8, 7: 0.56}),        # growth (a gold-label weight)
+    (4.0, 1.0, 101, {0: 4.0, 50: 2.5, 100: 1.0, 150: 1.0}),    # decay over steps 0..100, then flat
+    (0.0, 0.8, 11, {0: 0.0, 5: 0.4, 10: 0.8, 7: 0.56}),        # growth (a gold-label weight)
     (2.0, None, 10, {0: 2.0, 5: 2.0, 10: 2.0}),                # constant
 ])
 def test_values_at_steps_in_a_tf_function(start, end, steps, expected):
@@ -24,7 +24,7 @@ def test_values_at_steps_in_a_tf_function(start, end, steps, expected):
 
 def test_optimizer_step_variable_drives_it():
   step = tf.Variable(0, dtype=tf.int64)
-  schedule = LinearSchedule(1.0, 3.0).over(4)
+  schedule = LinearSchedule(1.0, 3.0).over(5)
   values = []
   for _ in range(6):
     values.append(float(schedule(step)))
