@@ -9,6 +9,8 @@ with normalised weights (`modeling.losses.average_soft_targets`) at the step's t
 """
 
 import dataclasses
+import json
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -19,11 +21,13 @@ from modeling.errors import UserError
 
 @dataclasses.dataclass(frozen=True)
 class TeacherSpec:
-  """One teacher: its config and checkpoint, its weight, and its data folder (None: the student's)."""
+  """One teacher: its config and checkpoint, its weight, its data folder (None: the student's), and the columns that
+  put its logits in the task's label order (None: already in order; see `label_permutations`)."""
   config_path: str
   ckpt_path: str
   weight: float = 1.0
   data_dir: str | None = None
+  permutation: tuple[int, ...] | None = None
 
 
 def _split(spec: str | Sequence[str] | None) -> list[str]:
@@ -97,6 +101,17 @@ def label_permutations(task_labels: Sequence[str], teacher_labels: Sequence[Sequ
   return permutations
 
 
+def recorded_label_list(teacher_dir: str) -> list[str] | None:
+  """The label list a fine-tuned teacher folder records in its `training_summary.json` (None when it records none:
+  then only its head size can be checked)."""
+  path = os.path.join(teacher_dir, "training_summary.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    labels = json.load(f).get("label_list")
+  return [str(label) for label in labels] if labels else None
+
+
 def teacher_logits_table(teacher: Callable, dataset: tf.data.Dataset, permutation: Sequence[int] | None = None,
                          batch_size: int | None = None) -> np.ndarray:
   """One teacher's logits over a whole dataset, in its order: a float32 [num_examples, num_labels] array.
@@ -115,18 +130,28 @@ def teacher_logits_table(teacher: Callable, dataset: tf.data.Dataset, permutatio
   return table[:, list(permutation)] if permutation is not None else table
 
 
-def add_teacher_logits(examples: tf.data.Dataset, tables: Sequence[np.ndarray]) -> tf.data.Dataset:
+def add_teacher_logits(examples: tf.data.Dataset, tables: Sequence[np.ndarray],
+                       num_examples: int | None = None) -> tf.data.Dataset:
   """Joins per-teacher logits tables to unbatched `(features, labels)` examples by position.
 
-  Returns a dataset of `(features, labels, {"teacher_logits": [num_teachers, num_labels]})`, the shape of a cached
-  batch (see `modeling.teacher_cache`), to shuffle and batch afterwards.
+  Args:
+    examples: the student's unbatched training examples, in the order the tables were computed in.
+    tables: one [num_examples, num_labels] table per teacher, from `teacher_logits_table`.
+    num_examples: the student's example count (its `meta.json`), checked against the tables: a zip would
+      silently stop at the shorter side.
+
+  Returns:
+    A dataset of `(features, labels, {"teacher_logits": [num_teachers, num_labels]})`, the shape of a cached batch
+    (see `modeling.teacher_cache`), to shuffle and batch afterwards.
 
   Raises:
-    ValueError: when the tables have different example or label counts.
+    ValueError: when the tables differ in shape, or from `num_examples`.
   """
   shapes = {table.shape for table in tables}
   if len(shapes) != 1:
     raise ValueError(f"the teachers' logits tables differ in shape: {sorted(shapes)}")
+  if num_examples is not None and tables[0].shape[0] != num_examples:
+    raise ValueError(f"the teachers' logits cover {tables[0].shape[0]} examples, the student's data {num_examples}")
   stacked = np.stack(tables, axis=1).astype(np.float32)  # [num_examples, num_teachers, num_labels]
   logits = tf.data.Dataset.from_tensor_slices({"teacher_logits": stacked})
   return tf.data.Dataset.zip((examples, logits)).map(lambda example, outputs: (*example, outputs))

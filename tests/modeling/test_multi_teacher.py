@@ -95,7 +95,7 @@ def test_logits_tables_computed_once_and_joined_by_position():
   np.testing.assert_array_equal(tables[1][:, 0], 2.0 * np.arange(10))
   swapped = multi_teacher.teacher_logits_table(teacher(1.0), examples, permutation=[1, 0], batch_size=4)
   np.testing.assert_array_equal(swapped, tables[0][:, ::-1])
-  joined = list(multi_teacher.add_teacher_logits(examples, tables).shuffle(10, seed=1).batch(10))
+  joined = list(multi_teacher.add_teacher_logits(examples, tables, num_examples=10).shuffle(10, seed=1).batch(10))
   (batch_features, batch_labels, outputs), = joined
   ids = batch_features["input_word_ids"].numpy()[:, 0]
   assert sorted(ids) == list(range(10)) and list(ids) != list(range(10))  # Shuffled, and each row kept its logits.
@@ -104,6 +104,8 @@ def test_logits_tables_computed_once_and_joined_by_position():
   np.testing.assert_array_equal(batch_labels.numpy(), ids % 2)
   with pytest.raises(ValueError, match="differ in shape"):
     multi_teacher.add_teacher_logits(examples, [tables[0], tables[1][:5]])
+  with pytest.raises(ValueError, match="the teachers' logits cover 10 examples, the student's data 11"):
+    multi_teacher.add_teacher_logits(examples, tables, num_examples=11)
 
 
 def test_teacher_data_must_hold_the_same_examples():
@@ -115,3 +117,11 @@ def test_teacher_data_must_hold_the_same_examples():
       (dict(student, task_name="cola"), "is task 'cola'")):
     with pytest.raises(UserError, match=f"--teacher_data_dir other_vocab {message}"):
       multi_teacher.check_same_examples(student, teacher, "other_vocab")
+
+
+def test_recorded_label_list(tmp_path):
+  assert multi_teacher.recorded_label_list(str(tmp_path)) is None
+  (tmp_path / "training_summary.json").write_text('{"stages": []}')
+  assert multi_teacher.recorded_label_list(str(tmp_path)) is None
+  (tmp_path / "training_summary.json").write_text('{"label_list": [0, 1]}')
+  assert multi_teacher.recorded_label_list(str(tmp_path)) == ["0", "1"]
