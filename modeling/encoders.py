@@ -11,6 +11,12 @@ raw scaled scores instead. The output dict of every encoder is:
                     positions are those where `input_mask` is 0. MPNet's include its relative position bias.
   sequence_output:  hidden_states[-1].
   pooled_output:    the pooler's output on the first token.
+
+Only when asked (`build_encoder(config, expose_qkv=True)`, or `set_expose_qkv(model)` on a built model), the dict also
+has what MiniLM's relation losses read:
+
+  attention_qkv:    L tuples (query, key, value), each [batch, heads, seq, head_dim]: the projections (bias
+                    included) before the 1/sqrt(head_dim) scaling, in the order the heads concatenate.
 """
 
 import math
@@ -33,14 +39,70 @@ class AttentionWithLogits(tf_keras.layers.MultiHeadAttention):
   The attention output is unchanged. When called with `return_attention_scores=True`, the second output is the
   scaled dot product `q·k/sqrt(d)` of shape [batch, heads, query, key], before the mask is applied: the softmax
   of these logits under the mask equals the probabilities the parent class would return.
+
+  With `expose_qkv` set (see `set_expose_qkv`), the second output is instead the tuple `(logits, query, key, value)`,
+  the last three [batch, heads, seq, head_dim]; the blocks and encoders of tf-models pass it through untouched, and
+  `split_attention_scores` takes it apart.
   """
 
+  expose_qkv = False  # A class default, so that a layer whose class is swapped in has it too.
+
   def _compute_attention(self, query, key, value, attention_mask=None, training=None):
-    query = tf.multiply(query, 1.0 / math.sqrt(float(self._key_dim)))
-    logits = tf.einsum(self._dot_product_equation, key, query)
+    scaled_query = tf.multiply(query, 1.0 / math.sqrt(float(self._key_dim)))
+    logits = tf.einsum(self._dot_product_equation, key, scaled_query)
     probs = self._masked_softmax(logits, attention_mask)
     probs = self._dropout_layer(probs, training=training)
-    return tf.einsum(self._combine_equation, probs, value), logits
+    output = tf.einsum(self._combine_equation, probs, value)
+    if not self.expose_qkv:
+      return output, logits
+    heads_first = [tf.transpose(x, [0, 2, 1, 3]) for x in (query, key, value)]  # [batch, seq, heads, dim] in.
+    return output, (logits, *heads_first)
+
+
+def split_attention_scores(scores) -> tuple[list, list | None]:
+  """Takes the per-layer attention outputs of an encoder apart into (attention_logits, attention_qkv or None).
+
+  Args:
+    scores: one entry per layer, each the logits or, from an `AttentionWithLogits` with `expose_qkv`, the tuple
+      (logits, query, key, value).
+  """
+  scores = list(scores)
+  if not scores or not isinstance(scores[0], (tuple, list)):
+    return scores, None
+  return [entry[0] for entry in scores], [tuple(entry[1:]) for entry in scores]
+
+
+def _encoder_outputs(hidden_states, scores, pooled_output) -> EncoderOutputs:
+  attention_logits, attention_qkv = split_attention_scores(scores)
+  outputs = {"hidden_states": hidden_states, "attention_logits": attention_logits,
+             "sequence_output": hidden_states[-1], "pooled_output": pooled_output}
+  if attention_qkv is not None:
+    outputs["attention_qkv"] = attention_qkv
+  return outputs
+
+
+def set_expose_qkv(model: tf_keras.Model, enabled: bool = True) -> tf_keras.Model:
+  """Makes every encoder inside `model` add `attention_qkv` to its outputs (or stop, with `enabled=False`).
+
+  The other outputs are unchanged. Call it before the model is traced into a `tf.function`: a function already
+  traced keeps the outputs it was traced with.
+
+  Args:
+    model: an encoder from `build_encoder`, or any model holding one (e.g. a `modeling.models.TaskModel`).
+    enabled: whether to add the output.
+
+  Returns:
+    `model`, for chaining.
+
+  Raises:
+    ValueError: when `model` holds no `AttentionWithLogits` layer.
+  """
+  layers = [layer for layer in model.submodules if isinstance(layer, AttentionWithLogits)]
+  if not layers:
+    raise ValueError(f"{model.name} has no AttentionWithLogits layer; build it with modeling.build_encoder")
+  for layer in layers:
+    layer.expose_qkv = enabled
+  return model
 
 
 def _return_logits(attention_layer: tf_keras.layers.MultiHeadAttention) -> None:
@@ -94,10 +156,8 @@ class BertFamilyEncoder(networks.BertEncoderV2):
 
   def call(self, inputs) -> EncoderOutputs:
     outputs = super().call(inputs)
-    return {"hidden_states": [outputs["word_embeddings"]] + list(outputs["encoder_outputs"]),
-                "attention_logits": list(outputs["attention_scores"]),
-                "sequence_output": outputs["sequence_output"],
-                "pooled_output": outputs["pooled_output"]}
+    return _encoder_outputs([outputs["word_embeddings"]] + list(outputs["encoder_outputs"]),
+                            outputs["attention_scores"], outputs["pooled_output"])
 
   @property
   def garden_network(self) -> tf_keras.Model:
@@ -131,17 +191,16 @@ class MobileBertFamilyEncoder(tf_keras.Model):
     word_ids = inputs["input_word_ids"]
     embeddings = self._network.embedding_layer(word_ids, inputs["input_type_ids"])
     attention_mask = self._attention_mask_layer(embeddings, inputs["input_mask"])
-    hidden_states, attention_logits = [embeddings], []
+    hidden_states, attention_scores = [embeddings], []
     x = embeddings
     for layer in self._network.transformer_layers:
-      x, logits = layer(x, attention_mask, return_attention_scores=True)
+      x, scores = layer(x, attention_mask, return_attention_scores=True)
       hidden_states.append(x)
-      attention_logits.append(logits)
+      attention_scores.append(scores)
     first_token = x[:, 0, :]
     pooler = self._network.pooler_layer
     pooled = pooler(first_token) if pooler is not None else first_token
-    return {"hidden_states": hidden_states, "attention_logits": attention_logits, "sequence_output": x,
-                "pooled_output": pooled}
+    return _encoder_outputs(hidden_states, attention_scores, pooled)
 
   def get_config(self):
     return dict(self._config)
@@ -258,11 +317,12 @@ def _dummy_inputs(batch: int = 1, seq: int = 4) -> dict[str, tf.Tensor]:
   return {"input_word_ids": ones, "input_mask": ones, "input_type_ids": tf.zeros_like(ones)}
 
 
-def build_encoder(config: ModelConfig) -> tf_keras.Model:
+def build_encoder(config: ModelConfig, expose_qkv: bool = False) -> tf_keras.Model:
   """Builds the encoder of `config`'s family, with freshly initialized variables.
 
   Args:
     config: a `ModelConfig` from `modeling.load_config`.
+    expose_qkv: also output `attention_qkv` (see `set_expose_qkv`), for MiniLM's relation losses.
 
   Returns:
     A `tf_keras.Model` taking a dict of int32 [batch, seq] tensors `input_word_ids`, `input_mask` and
@@ -300,5 +360,7 @@ def build_encoder(config: ModelConfig) -> tf_keras.Model:
         attention_dropout=config.attention_probs_dropout_prob, initializer=initializer,
         embedding_width=config.embedding_size if is_albert else None, share_layers=is_albert,
         norm_epsilon=config.layer_norm_eps)
-  encoder(_dummy_inputs())
+  encoder(_dummy_inputs())  # Builds the variables; tf-models' blocks create their attention layers only now.
+  if expose_qkv:
+    set_expose_qkv(encoder)
   return encoder

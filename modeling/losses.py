@@ -104,28 +104,88 @@ def attention_term(student_logits: tf.Tensor, teacher_logits: tf.Tensor, input_m
   t = tf.cast(teacher_logits, tf.float32)
   if kind == "logits_mse":
     return mse(s * key_mask, t * key_mask)
-  masked_bias = (1.0 - key_mask) * -1e9
-  log_p_s = tf.nn.log_softmax(s + masked_bias, axis=-1)
-  log_p_t = tf.nn.log_softmax(t + masked_bias, axis=-1)
   if kind == "probs_mse":
-    return mse(tf.exp(log_p_s) * key_mask, tf.exp(log_p_t) * key_mask)
+    return mse(tf.exp(_masked_log_softmax(s, key_mask)) * key_mask, tf.exp(_masked_log_softmax(t, key_mask)) * key_mask)
   if kind == "kl":
-    p_t = tf.exp(log_p_t) * key_mask
-    per_row = tf.reduce_sum(p_t * (log_p_t - log_p_s) * key_mask, axis=-1)  # [batch, heads, query]
-    query_mask = tf.cast(input_mask, tf.float32)[:, tf.newaxis, :] * tf.ones_like(per_row)
-    return tf.reduce_sum(per_row * query_mask) / tf.maximum(tf.reduce_sum(query_mask), 1.0)
+    return masked_kl(t, s, input_mask)
   raise UserError(f"--attention_loss={kind!r}; choose one of {', '.join(ATTENTION_LOSSES)}")
+
+
+def _masked_log_softmax(logits: tf.Tensor, key_mask: tf.Tensor) -> tf.Tensor:
+  return tf.nn.log_softmax(logits + (1.0 - key_mask) * -1e9, axis=-1)
+
+
+def masked_kl(teacher_logits: tf.Tensor, student_logits: tf.Tensor, input_mask: tf.Tensor) -> tf.Tensor:
+  """KL(p_T‖p_S) between row-wise softmaxes of [batch, heads, seq, seq] scores, under a padding mask.
+
+  The masked key positions are left out of both softmaxes, and the rows of masked query positions are left out
+  of the mean: the result is the KL summed over keys, averaged over batch, heads and real query positions. This
+  is TinyBERT's `kl` attention option and every MiniLM term.
+
+  Args:
+    teacher_logits, student_logits: pre-softmax scores with the same shape (any head count, both the same).
+    input_mask: [batch, seq], 1 for real tokens.
+  """
+  key_mask = _key_mask(input_mask)
+  log_p_s = _masked_log_softmax(tf.cast(student_logits, tf.float32), key_mask)
+  log_p_t = _masked_log_softmax(tf.cast(teacher_logits, tf.float32), key_mask)
+  per_row = tf.reduce_sum(tf.exp(log_p_t) * (log_p_t - log_p_s) * key_mask, axis=-1)  # [batch, heads, query]
+  query_mask = tf.cast(input_mask, tf.float32)[:, tf.newaxis, :] * tf.ones_like(per_row)
+  return tf.reduce_sum(per_row * query_mask) / tf.maximum(tf.reduce_sum(query_mask), 1.0)
 
 
 def prediction_loss(student_logits: tf.Tensor, teacher_logits: tf.Tensor, temperature: float = 1.0,
                     regression: bool = False) -> tf.Tensor:
   """Soft cross-entropy −softmax(z_T/t)·log_softmax(z_S/t), batch mean; MSE(z_S, z_T) for regression."""
-  s = tf.cast(student_logits, tf.float32)
   t = tf.cast(teacher_logits, tf.float32)
+  targets = t if regression else tf.nn.softmax(t / temperature, axis=-1)
+  return soft_target_loss(student_logits, targets, temperature, regression)
+
+
+def soft_target_loss(student_logits: tf.Tensor, targets: tf.Tensor, temperature: float | tf.Tensor = 1.0,
+                     regression: bool = False) -> tf.Tensor:
+  """−targets·log_softmax(z_S/t), batch mean, against given soft targets; MSE(z_S, targets) for regression.
+
+  Args:
+    student_logits: [batch, classes] (or [batch, 1] for regression).
+    targets: probabilities [batch, classes], e.g. from `average_soft_targets`; for regression, the target values
+      with the logits' shape.
+    temperature: a number or a scalar tensor (a schedule's value at the current step).
+    regression: use MSE.
+  """
+  s = tf.cast(student_logits, tf.float32)
+  targets = tf.cast(targets, tf.float32)
   if regression:
-    return mse(s, t)
-  soft_targets = tf.nn.softmax(t / temperature, axis=-1)
-  return tf.reduce_mean(-tf.reduce_sum(soft_targets * tf.nn.log_softmax(s / temperature, axis=-1), axis=-1))
+    return mse(s, targets)
+  temperature = tf.cast(temperature, tf.float32)
+  return tf.reduce_mean(-tf.reduce_sum(targets * tf.nn.log_softmax(s / temperature, axis=-1), axis=-1))
+
+
+def average_soft_targets(teacher_logits: Sequence[tf.Tensor], weights: Sequence[float] | None = None,
+                         temperature: float | tf.Tensor = 1.0, regression: bool = False) -> tf.Tensor:
+  """The weighted mean of several teachers' soft targets softmax(z_T/t), for multi-teacher distillation.
+
+  The weights are normalised to sum to 1, so they only say how much each teacher counts relative to the others.
+  For regression the teachers' predictions (their logits) are averaged instead.
+
+  Args:
+    teacher_logits: one [batch, classes] tensor per teacher, columns in the same label order.
+    weights: one non-negative weight per teacher (None: equal weights).
+    temperature: a number or a scalar tensor.
+    regression: average the logits themselves.
+
+  Returns:
+    [batch, classes] targets for `soft_target_loss`.
+  """
+  if not teacher_logits:
+    raise ValueError("average_soft_targets needs at least one teacher")
+  weights = [1.0] * len(teacher_logits) if weights is None else [float(w) for w in weights]
+  if len(weights) != len(teacher_logits) or min(weights) < 0 or sum(weights) <= 0:
+    raise ValueError(f"average_soft_targets: weights {weights} for {len(teacher_logits)} teachers")
+  temperature = tf.cast(temperature, tf.float32)
+  targets = [tf.cast(z, tf.float32) if regression else tf.nn.softmax(tf.cast(z, tf.float32) / temperature, axis=-1)
+             for z in teacher_logits]
+  return tf.add_n([w / sum(weights) * p for w, p in zip(weights, targets)])
 
 
 class IntermediateDistillation(tf_keras.layers.Layer):

@@ -7,7 +7,7 @@ import tf_keras
 
 from modeling import build_encoder
 from modeling.config import config_from_dict
-from modeling.encoders import AttentionWithLogits
+from modeling.encoders import AttentionWithLogits, set_expose_qkv
 
 BASE = {"vocab_size": 60, "hidden_size": 16, "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 24,
             "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 40,
@@ -98,3 +98,42 @@ def test_exact_and_approximate_gelu_differ():
   a = exact(inputs, training=False)["sequence_output"].numpy()
   b = approx(inputs, training=False)["sequence_output"].numpy()
   assert 0 < np.abs(a - b).max() < 1e-2
+
+
+def test_exposed_queries_keys_values_leave_the_other_outputs_unchanged(family):
+  name, config, encoder = family
+  inputs = _inputs(type_ids=config.type_vocab_size > 1)
+  plain = encoder(inputs, training=False)
+  assert "attention_qkv" not in plain
+  set_expose_qkv(encoder)
+  try:
+    exposed = encoder(inputs, training=False)
+  finally:
+    set_expose_qkv(encoder, False)
+  assert sorted(exposed) == sorted([*plain, "attention_qkv"])
+  for key in plain:
+    for a, b in zip(tf.nest.flatten(plain[key]), tf.nest.flatten(exposed[key])):
+      np.testing.assert_array_equal(a.numpy(), b.numpy())
+  qkv = exposed["attention_qkv"]
+  assert len(qkv) == config.num_hidden_layers
+  heads = config.num_attention_heads
+  head_dim = (16 if name == "mobilebert" else config.hidden_size) // heads  # MobileBERT attends in its bottleneck.
+  for layer, (q, k, v) in enumerate(qkv):
+    for x in (q, k, v):
+      assert x.shape == (2, heads, 9, head_dim)
+    # The logits are the scaled dot products of exactly these queries and keys.
+    expected = np.einsum("bhqd,bhkd->bhqk", q.numpy(), k.numpy()) / np.sqrt(head_dim)
+    np.testing.assert_allclose(plain["attention_logits"][layer].numpy(), expected, rtol=1e-5, atol=1e-5)
+    if name != "mobilebert":  # The block's input is the previous hidden state; MobileBERT's is a bottleneck of it.
+      attention = encoder._transformer_layers[layer]._attention_layer
+      previous = plain["hidden_states"][layer]
+      for x, dense in ((q, attention._query_dense), (k, attention._key_dense), (v, attention._value_dense)):
+        np.testing.assert_allclose(x.numpy(), np.transpose(dense(previous).numpy(), [0, 2, 1, 3]), rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_build_encoder_exposes_qkv_inside_a_tf_function():
+  encoder = build_encoder(config_from_dict(dict(BASE, model_type="albert", embedding_size=8)), expose_qkv=True)
+  values = tf.function(lambda inputs: [v for _, _, v in encoder(inputs)["attention_qkv"]])(_inputs())
+  assert len(values) == 3 and values[0].shape == (2, 4, 9, 4)
+  assert not np.allclose(values[0].numpy(), values[1].numpy())  # ALBERT's shared block, called once per layer.
