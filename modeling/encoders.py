@@ -299,14 +299,18 @@ class MPNetFamilyEncoder(tf_keras.Model):
     large_negative = -1e9 if dtype == tf.float32 else tf.dtypes.as_dtype(dtype).min / 2
     key_mask = tf.cast(mask[:, tf.newaxis, tf.newaxis, :], dtype)
     additive = tf.cast(position_bias, dtype) + (1.0 - key_mask) * large_negative
-    hidden_states, attention_logits = [embeddings], []
+    hidden_states, scores = [embeddings], []
     x = embeddings
     for layer in self._transformer_layers:
-      x, logits = layer([x, additive], training=training)
+      x, layer_scores = layer([x, additive], training=training)
       hidden_states.append(x)
-      attention_logits.append(logits + tf.cast(position_bias, logits.dtype))
-    return {"hidden_states": hidden_states, "attention_logits": attention_logits, "sequence_output": x,
-            "pooled_output": self._pooler_layer(x[:, 0, :])}
+      # The layer returns the scaled dot products without the bias (with `expose_qkv`, as the tuple's first item).
+      if isinstance(layer_scores, (tuple, list)):
+        layer_scores = (layer_scores[0] + tf.cast(position_bias, layer_scores[0].dtype), *layer_scores[1:])
+      else:
+        layer_scores = layer_scores + tf.cast(position_bias, layer_scores.dtype)
+      scores.append(layer_scores)
+    return _encoder_outputs(hidden_states, scores, self._pooler_layer(x[:, 0, :]))
 
   def get_config(self):
     return dict(self._config)

@@ -292,3 +292,25 @@ def test_real_teacher_sentence_similarity(real_mpnet):
   pooled /= np.linalg.norm(pooled, axis=-1, keepdims=True)
   assert float(pooled[0] @ pooled[1]) == pytest.approx(0.660, abs=0.005)
   assert float(pooled[0] @ pooled[2]) < 0.3  # "The new movie is awesome." is unrelated.
+
+
+def test_mpnet_exposes_qkv_without_changing_other_outputs():
+  from modeling.config import config_from_dict
+  from modeling.encoders import set_expose_qkv
+  from tests.tiny import TINY_MPNET
+  tf.keras.utils.set_random_seed(3)
+  encoder = modeling.build_encoder(config_from_dict(TINY_MPNET))
+  ids = tf.constant([[0, 5, 6, 7, 2, 1], [0, 8, 2, 1, 1, 1]], tf.int32)
+  inputs = {"input_word_ids": ids, "input_mask": tf.cast(ids != 1, tf.int32), "input_type_ids": tf.zeros_like(ids)}
+  plain = encoder(inputs)
+  exposed = set_expose_qkv(encoder)(inputs)
+  heads = TINY_MPNET["num_attention_heads"]
+  assert len(exposed["attention_qkv"]) == TINY_MPNET["num_hidden_layers"]
+  for a, b in zip(plain["attention_logits"] + plain["hidden_states"], exposed["attention_logits"] +
+                  exposed["hidden_states"]):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+  q, k, _ = exposed["attention_qkv"][0]
+  assert q.shape == (2, heads, 6, TINY_MPNET["hidden_size"] // heads)
+  # The exposed logits are q·k/sqrt(d) plus the relative position bias: without the bias they are q·k/sqrt(d).
+  bias = exposed["attention_logits"][0] - tf.einsum("bhqd,bhkd->bhqk", q, k) / np.sqrt(q.shape[-1])
+  np.testing.assert_allclose(bias.numpy()[0], bias.numpy()[1], atol=1e-5)  # The bias does not depend on the input.
