@@ -1,6 +1,8 @@
 """TFLite export in fp32, dynamic-range and full-integer int8: names, agreement with Keras, the runtime and the gate."""
 
 import os
+import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -76,9 +78,15 @@ def test_inputs_and_output_carry_the_feature_names(setup):
   np.testing.assert_array_equal(runner(**row)["probabilities"], full)  # the names address the right inputs
 
 
-def test_the_runtime_is_litert():
+def test_the_runtime_is_litert_with_tf_lite_as_fallback(setup, monkeypatch):
   from ai_edge_litert.interpreter import Interpreter
   assert tflite.interpreter_class() is Interpreter
+  monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # as if not installed
+  assert tflite.interpreter_class() is tf.lite.Interpreter
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # tf.lite.Interpreter's deprecation warning is not passed on
+    probabilities = tflite.TFLiteClassifier(setup["paths"]["fp32"]).predict(setup["features"])
+  np.testing.assert_allclose(probabilities, setup["expected"], atol=1e-4)
 
 
 @pytest.mark.parametrize("mode", tflite.MODES)
