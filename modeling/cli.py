@@ -4,7 +4,9 @@ them, and the top-level error handling that turns bad input into one line and a 
 Importing this module defines no flags; the scripts call `define_runtime_flags` and `define_distillation_flags`.
 """
 
+import dataclasses
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -17,7 +19,7 @@ from modeling.errors import UserError
 
 
 def define_runtime_flags(default_steps_per_loop: int = 100) -> None:
-  """Flags for devices, precision, reproducibility and checkpointing."""
+  """Flags for devices, precision, reproducibility and checkpointing; `runtime_from_flags` reads them."""
   flags.DEFINE_enum("distribution_strategy", "one_device", training.STRATEGIES,
                     "How to spread training over devices: one_device, mirrored (all local GPUs, or --cpu_devices "
                     "logical CPUs), multi_worker_mirrored (cluster from TF_CONFIG) or tpu (with --tpu).")
@@ -35,6 +37,34 @@ def define_runtime_flags(default_steps_per_loop: int = 100) -> None:
   if "steps_per_loop" not in flags.FLAGS:
     flags.DEFINE_integer("steps_per_loop", default_steps_per_loop,
                          "Steps run inside one tf.function call between progress lines.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+  """The values of the flags from `define_runtime_flags`."""
+  distribution_strategy: str
+  tpu: str | None
+  cpu_devices: int
+  dtype: str
+  intra_op_threads: int
+  inter_op_threads: int
+  seed: int | None
+  save_checkpoint_steps: int
+  keep_checkpoint_max: int
+  steps_per_loop: int
+
+
+def runtime_from_flags(flag_values: flags.FlagValues) -> Runtime:
+  return Runtime(**{field.name: flag_values[field.name].value for field in dataclasses.fields(Runtime)})
+
+
+def start_runtime(runtime: Runtime) -> tf.distribute.Strategy:
+  """Sets threads, seeds and the compute dtype, and returns the distribution strategy; runs before the first op."""
+  training.set_threads(runtime.intra_op_threads, runtime.inter_op_threads)
+  training.configure_determinism(runtime.seed)
+  strategy = training.make_strategy(runtime.distribution_strategy, runtime.tpu, runtime.cpu_devices)
+  training.set_dtype(runtime.dtype)
+  return strategy
 
 
 def define_distillation_flags() -> None:
@@ -107,19 +137,37 @@ def check_vocab_matches(meta: dict, data_dir: str, ckpt_path: str, flag: str) ->
                     f"prepare the data again with that vocab")
 
 
-def run(main: Callable[[], None]) -> None:
-  """Runs `main` under absl; bad input, corrupt data and NaN losses end with one line and exit status 1."""
+# `tf.io.parse_example` names its op so; its InvalidArgumentErrors are records that do not fit the schema.
+_PARSE_OP = re.compile(r"\bParse(Single)?Example")
+
+
+def is_record_error(error: tf.errors.OpError) -> bool:
+  """Whether an op error comes from reading TFRecords: a corrupt file, or records that do not fit the schema."""
+  if isinstance(error, tf.errors.DataLossError):
+    return True
+  return isinstance(error, tf.errors.InvalidArgumentError) and bool(_PARSE_OP.search(str(error)))
+
+
+def run(main: Callable[[], object]) -> None:
+  """Runs a script's `main` under absl: the entry point of every script.
+
+  Stray positional arguments are refused. Bad input (`UserError`, NaN losses included), corrupt records and
+  records that do not fit the schema end with one `error:` line on stderr and exit status 1; any other error keeps
+  its own message and traceback.
+  """
 
   def wrapped(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.INFO)
     try:
+      if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
       main()
     except UserError as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(1)
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+      if not is_record_error(e):
+        raise
       message = str(e.message if hasattr(e, "message") else e).strip().splitlines()[0]
       print(f"error: could not read the input records ({type(e).__name__}: {message}); prepare the data again",
             file=sys.stderr)

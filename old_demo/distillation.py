@@ -25,9 +25,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-if __name__ == "__main__":  # Run as `python3 old_demo/distillation.py`: make the repository root importable.
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import tensorflow as tf
 import tf_keras
 

@@ -8,11 +8,7 @@ accuracy.
 """
 
 import contextlib
-import os
 import sys
-
-if __name__ == "__main__":  # Run as `python3 old_demo/run_model.py`: make the repository root importable.
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags
 

@@ -28,8 +28,6 @@ import time
 import numpy as np
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from modeling import files, records, tokenization
 from modeling.errors import UserError
 

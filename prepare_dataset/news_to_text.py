@@ -24,8 +24,6 @@ import zipfile
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from modeling import files
 from modeling.errors import UserError
 

@@ -1,14 +1,11 @@
-"""Shared test set-up: the repo root on sys.path, quiet TensorFlow, and the offline assets."""
+"""Shared test set-up: quiet TensorFlow and the offline assets. The repo root is importable through pytest's
+`pythonpath` setting (pyproject.toml)."""
 
 import os
-import sys
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-  sys.path.insert(0, ROOT)
 
 
 @pytest.fixture(scope="session")
