@@ -28,7 +28,7 @@ from absl import flags, logging
 from modeling import cli, export, files, losses, records, task_distillation, training
 from modeling.checkpoints import restore_encoder
 from modeling.config import ModelConfig, save_config
-from modeling.errors import UserError
+from modeling.errors import UserError, run_script
 from modeling.evaluation import Evaluator
 from modeling.models import build_task_model, head_size_in
 
@@ -260,4 +260,4 @@ def main():
 
 if __name__ == "__main__":
   define_flags()
-  cli.run(main)
+  run_script(main)

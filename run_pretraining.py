@@ -19,7 +19,7 @@ from modeling import cli, files, losses, records, training
 from modeling.checkpoints import restore_encoder
 from modeling.config import ModelConfig, save_config
 from modeling.encoders import build_encoder
-from modeling.errors import UserError
+from modeling.errors import UserError, run_script
 from modeling.teacher_init import init_embeddings_from_teacher
 
 FLAGS = flags.FLAGS
@@ -175,4 +175,4 @@ def main():
 
 if __name__ == "__main__":
   define_flags()
-  cli.run(main)
+  run_script(main)

@@ -1,17 +1,14 @@
 """What the two training scripts share at the command line: the flags they both add to the seed's, the checks on
-them, and the top-level error handling that turns bad input into one line and a non-zero exit.
+them, and the start of the runtime those flags describe (threads, seed, strategy, dtype).
 
 Importing this module defines no flags; the scripts call `define_runtime_flags` and `define_distillation_flags`.
 """
 
 import dataclasses
 import os
-import re
-import sys
-from collections.abc import Callable
 
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags
 
 from modeling import config as config_lib
 from modeling import losses, records, training
@@ -135,42 +132,3 @@ def check_vocab_matches(meta: dict, data_dir: str, ckpt_path: str, flag: str) ->
   if vocab and meta.get("vocab_sha256") and records.sha256_file(vocab) != meta["vocab_sha256"]:
     raise UserError(f"--data_dir {data_dir} was prepared with another vocab than {vocab} (--{flag}); "
                     f"prepare the data again with that vocab")
-
-
-# `tf.io.parse_example` names its op so; its InvalidArgumentErrors are records that do not fit the schema.
-_PARSE_OP = re.compile(r"\bParse(Single)?Example")
-
-
-def is_record_error(error: tf.errors.OpError) -> bool:
-  """Whether an op error comes from reading TFRecords: a corrupt file, or records that do not fit the schema."""
-  if isinstance(error, tf.errors.DataLossError):
-    return True
-  return isinstance(error, tf.errors.InvalidArgumentError) and bool(_PARSE_OP.search(str(error)))
-
-
-def run(main: Callable[[], object]) -> None:
-  """Runs a script's `main` under absl: the entry point of every script.
-
-  Stray positional arguments are refused. Bad input (`UserError`, NaN losses included), corrupt records and
-  records that do not fit the schema end with one `error:` line on stderr and exit status 1; any other error keeps
-  its own message and traceback.
-  """
-
-  def wrapped(argv):
-    logging.set_verbosity(logging.INFO)
-    try:
-      if len(argv) > 1:
-        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-      main()
-    except UserError as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(1)
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-      if not is_record_error(e):
-        raise
-      message = str(e.message if hasattr(e, "message") else e).strip().splitlines()[0]
-      print(f"error: could not read the input records ({type(e).__name__}: {message}); prepare the data again",
-            file=sys.stderr)
-      sys.exit(1)
-
-  app.run(wrapped)

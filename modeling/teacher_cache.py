@@ -21,9 +21,11 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
+from modeling import files
 from modeling.errors import UserError
 
 CACHEABLE = ("logits", "hidden", "attention")
+_CACHE_FORMAT = 2  # Part of the file fingerprint: version 1 stacked the layers, and its files do not fit.
 TeacherOutputs = dict[str, object]
 
 
@@ -34,16 +36,20 @@ def cached_layer_map(layer_map: Sequence[int]) -> list:
 
 def select_teacher_outputs(outputs: TeacherOutputs, layer_map: Sequence[int] | None,
                            what: Sequence[str], dtype: tf.DType = tf.float32) -> TeacherOutputs:
-  """The parts of a teacher's output dict that `what` names, mapped layers only, cast to `dtype`."""
+  """The parts of a teacher's output dict that `what` names, mapped layers only, cast to `dtype`.
+
+  The layers come as tuples, which tf.data keeps as one tensor per layer with the batch first (it would stack a
+  list into one tensor with the layers first), so cached batches can be split into examples.
+  """
   selected = {}
   if "logits" in what:
     selected["logits"] = tf.cast(outputs["logits"], tf.float32)  # Small, and the prediction loss wants precision.
   if "hidden" in what:
     hidden = outputs["hidden_states"]
-    selected["hidden_states"] = [tf.cast(hidden[g], dtype) for g in [0] + list(layer_map)]
+    selected["hidden_states"] = tuple(tf.cast(hidden[g], dtype) for g in [0] + list(layer_map))
   if "attention" in what:
     attention = outputs["attention_logits"]
-    selected["attention_logits"] = [tf.cast(attention[g - 1], dtype) for g in layer_map]
+    selected["attention_logits"] = tuple(tf.cast(attention[g - 1], dtype) for g in layer_map)
   return selected
 
 
@@ -111,7 +117,6 @@ def cache_teacher_outputs(teacher: Callable, dataset: tf.data.Dataset, layer_map
   with_outputs = dataset.map(add_teacher_outputs, num_parallel_calls=1, deterministic=True)
   if storage == "memory":
     return with_outputs.cache()
-  from modeling import files  # The folder check below is the only file-system use.
   files.ensure_writable_dir(storage, "teacher cache folder")
-  fingerprint = teacher_fingerprint(teacher, what, layer_map, dtype.name, cache_key)
+  fingerprint = teacher_fingerprint(teacher, _CACHE_FORMAT, what, layer_map, dtype.name, cache_key)
   return with_outputs.cache(os.path.join(storage, f"teacher_outputs-{fingerprint}"))

@@ -81,10 +81,17 @@ def test_resume_matches_uninterrupted_run(full_run, setup):
   assert "resumed from" in result.stderr
   resumed = _summary(out)
   assert resumed["resumed_from_step"] == 10 and resumed["global_step"] == 20
-  uninterrupted = {h["step"]: h for h in _summary(full_run[0])["history"]}
-  for h in resumed["history"]:
+  uninterrupted = _summary(full_run[0])
+  assert [h["step"] for h in resumed["history"]] == [5, 10, 15, 20]  # The whole run's history, not only the resumed part.
+  for h, want in zip(resumed["history"], uninterrupted["history"]):
     for term in ("embedding", "hidden", "attention", "total"):
-      assert h[term] == pytest.approx(uninterrupted[h["step"]][term], rel=1e-5), (h["step"], term)
+      assert h[term] == pytest.approx(want[term], rel=1e-5), (h["step"], term)
+  # Running the finished command again trains nothing and keeps the history and the final losses.
+  result = tiny.run_script("run_pretraining.py", *_args(setup, out))
+  assert result.returncode == 0 and "nothing to do" in result.stderr, result.stderr[-3000:]
+  again = _summary(out)
+  assert again["history"] == resumed["history"] and again["final_losses"] == resumed["final_losses"]
+  assert set(again["final_losses"]) == {"embedding", "hidden", "attention", "total"}
 
 
 def test_nan_loss_stops_with_step_and_keeps_last_checkpoint(setup):
