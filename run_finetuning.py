@@ -30,7 +30,7 @@ from modeling.checkpoints import restore_encoder
 from modeling.config import ModelConfig, save_config
 from modeling.errors import UserError, run_script
 from modeling.evaluation import Evaluator
-from modeling.models import build_task_model, head_size_in
+from modeling.models import build_task_model
 
 FLAGS = flags.FLAGS
 
@@ -104,17 +104,6 @@ class Settings:
   runtime: cli.Runtime
 
 
-def _stages(f) -> tuple:
-  if not f.teacher_config_path:
-    return (("finetune", f.epochs, f.learning_rate),)
-  stages = []
-  if f.distill_stage in ("intermediate", "both"):
-    stages.append(("intermediate", f.intermediate_epochs or f.epochs, f.intermediate_learning_rate or f.learning_rate))
-  if f.distill_stage in ("prediction", "both"):
-    stages.append(("prediction", f.prediction_epochs or f.epochs, f.learning_rate))
-  return tuple(stages)
-
-
 def _validate(f: flags.FlagValues) -> Settings:
   """Every check that needs no model."""
   for name in ("task_name", "data_dir", "output_dir", "config_path"):
@@ -128,12 +117,7 @@ def _validate(f: flags.FlagValues) -> Settings:
   if not 0 <= f.warmup_proportion < 1:
     raise UserError(f"--warmup_proportion must be in [0, 1), got {f.warmup_proportion}")
   student = cli.load_config_flag("config_path", f.config_path)
-  meta = records.read_meta(f.data_dir)
-  if meta.get("kind") != "finetuning":
-    raise UserError(f"--data_dir {f.data_dir} holds {meta.get('kind')!r} data, not task data from "
-                    f"create_finetuning_data.py")
-  if meta.get("task_name", "").lower() != f.task_name.lower():
-    raise UserError(f"--task_name={f.task_name} but {f.data_dir} was prepared for task {meta.get('task_name')!r}")
+  meta = cli.read_task_meta(f.data_dir, f.task_name)
   records.check_meta(meta, f.data_dir, max_seq_length=f.max_seq_length, vocab_size=student.vocab_size)
   if f.max_seq_length > student.max_sequence_length:
     raise UserError(f"--max_seq_length={f.max_seq_length} exceeds {student.source}'s "
@@ -147,13 +131,7 @@ def _validate(f: flags.FlagValues) -> Settings:
     cli.check_path("teacher_ckpt_path", f.teacher_ckpt_path)
     cli.check_vocab_matches(meta, f.data_dir, f.teacher_ckpt_path, "teacher_ckpt_path")
     layer_map = cli.check_pair(student, teacher, f.layer_map, f.max_seq_length)
-    head = head_size_in(f.teacher_ckpt_path)
-    if head is None:
-      raise UserError(f"--teacher_ckpt_path {f.teacher_ckpt_path} has no task head; fine-tune the teacher "
-                      f"first with run_finetuning.py without --teacher_config_path")
-    if head != meta["num_labels"]:
-      raise UserError(f"the teacher's head has {head} outputs but task {meta['task_name']} has "
-                      f"{meta['num_labels']} labels")
+    cli.check_teacher_head(f.teacher_ckpt_path, meta)
   elif f.teacher_ckpt_path:
     raise UserError("--teacher_ckpt_path needs --teacher_config_path")
   weights = losses.parse_loss_weights(f.loss_weights)
@@ -162,16 +140,14 @@ def _validate(f: flags.FlagValues) -> Settings:
     cli.check_path("data_dir", path)
   if "train" not in split_files or not meta["num_examples"].get("train"):
     raise UserError(f"--data_dir {f.data_dir} has no training examples")
-  if f.vocab_file:
-    cli.check_path("vocab_file", f.vocab_file)
-  vocab = f.vocab_file or cli.find_vocab(f.ckpt_path, f.teacher_ckpt_path)
-  if vocab and records.sha256_file(vocab) != meta.get("vocab_sha256"):
-    raise UserError(f"--vocab_file {vocab} is not the vocab the data was prepared with")
+  vocab = cli.export_vocab(f.vocab_file, meta, f.ckpt_path, f.teacher_ckpt_path)
   files.ensure_writable_dir(f.output_dir, "output_dir")
   export_dir = None if f.export_dir == "-" else (f.export_dir or os.path.join(f.output_dir, "saved_model"))
   return Settings(
       output_dir=f.output_dir, config_path=f.config_path, ckpt_path=f.ckpt_path, teacher_ckpt_path=f.teacher_ckpt_path,
-      max_seq_length=f.max_seq_length, batch_size=f.batch_size, eval_batch_size=f.eval_batch_size, stages=_stages(f),
+      max_seq_length=f.max_seq_length, batch_size=f.batch_size, eval_batch_size=f.eval_batch_size, stages=task_distillation.plan_stages(
+          bool(f.teacher_config_path), f.distill_stage, f.epochs, f.learning_rate, f.intermediate_epochs,
+          f.prediction_epochs, f.intermediate_learning_rate),
       warmup_proportion=f.warmup_proportion, weight_decay=f.weight_decay, temperature=f.temperature,
       gold_label_weight=f.gold_label_weight, attention_loss=f.attention_loss, projection=f.projection,
       loss_weights=weights, cache_teacher_outputs=f.cache_teacher_outputs, teacher_cache_dir=f.teacher_cache_dir,

@@ -13,6 +13,7 @@ from absl import flags
 from modeling import config as config_lib
 from modeling import losses, records, training
 from modeling.errors import UserError
+from modeling.models import head_size_in
 
 
 def define_runtime_flags(default_steps_per_loop: int = 100) -> None:
@@ -114,6 +115,28 @@ def check_pair(student: config_lib.ModelConfig, teacher: config_lib.ModelConfig,
   return losses.parse_layer_map(layer_map_spec, teacher.num_hidden_layers, student.num_hidden_layers)
 
 
+def read_task_meta(data_dir: str, task_name: str) -> dict:
+  """The meta.json of task data prepared for `task_name` by create_finetuning_data.py; refuses any other data."""
+  meta = records.read_meta(data_dir)
+  if meta.get("kind") != "finetuning":
+    raise UserError(f"--data_dir {data_dir} holds {meta.get('kind')!r} data, not task data from "
+                    f"create_finetuning_data.py")
+  if meta.get("task_name", "").lower() != task_name.lower():
+    raise UserError(f"--task_name={task_name} but {data_dir} was prepared for task {meta.get('task_name')!r}")
+  return meta
+
+
+def check_teacher_head(teacher_ckpt_path: str, meta: dict) -> None:
+  """Refuses a teacher checkpoint without a task head, or with a head of another label count than the task's."""
+  head = head_size_in(teacher_ckpt_path)
+  if head is None:
+    raise UserError(f"--teacher_ckpt_path {teacher_ckpt_path} has no task head; fine-tune the teacher "
+                    f"first with run_finetuning.py without --teacher_config_path")
+  if head != meta["num_labels"]:
+    raise UserError(f"the teacher's head has {head} outputs but task {meta['task_name']} has "
+                    f"{meta['num_labels']} labels")
+
+
 VOCAB_NAMES = ("vocab.txt", "spiece.model", "sentencepiece.model")
 
 
@@ -124,6 +147,16 @@ def find_vocab(*folders):
       if folder and os.path.isfile(os.path.join(folder, name)):
         return os.path.join(folder, name)
   return None
+
+
+def export_vocab(vocab_file: str | None, meta: dict, *folders: str | None) -> str | None:
+  """The vocab for the export: `--vocab_file`, else one shipped in `folders`; it must be the data's vocab."""
+  if vocab_file:
+    check_path("vocab_file", vocab_file)
+  vocab = vocab_file or find_vocab(*folders)
+  if vocab and records.sha256_file(vocab) != meta.get("vocab_sha256"):
+    raise UserError(f"--vocab_file {vocab} is not the vocab the data was prepared with")
+  return vocab
 
 
 def check_vocab_matches(meta: dict, data_dir: str, ckpt_path: str, flag: str) -> None:

@@ -85,6 +85,21 @@ def stage_variables(stage: str, student: TaskModel, distillation: losses.Interme
   return objects, lambda: student.trainable_variables
 
 
+def plan_stages(has_teacher: bool, distill_stage: str, epochs: int, learning_rate: float,
+                intermediate_epochs: int | None = None, prediction_epochs: int | None = None,
+                intermediate_learning_rate: float | None = None) -> tuple:
+  """The `(stage, epochs, learning rate)` of each stage to run, in order: `finetune` without a teacher, else the
+  distillation stages that `distill_stage` (`intermediate`, `prediction` or `both`) names."""
+  if not has_teacher:
+    return (("finetune", epochs, learning_rate),)
+  stages = []
+  if distill_stage in ("intermediate", "both"):
+    stages.append(("intermediate", intermediate_epochs or epochs, intermediate_learning_rate or learning_rate))
+  if distill_stage in ("prediction", "both"):
+    stages.append(("prediction", prediction_epochs or epochs, learning_rate))
+  return tuple(stages)
+
+
 def uses_cache(stage: str, cache: str) -> bool:
   """Whether `--cache_teacher_outputs=cache` caches the teacher's outputs for `stage`."""
   return stage in _CACHED_PARTS and (cache == "all" or (cache == "logits" and stage == "prediction"))

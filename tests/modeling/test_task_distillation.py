@@ -90,3 +90,11 @@ def test_stage_losses(teacher):
   assert prediction["prediction"].numpy() == pytest.approx(-(soft * student_log).sum(), rel=1e-5)
   assert prediction["total"].numpy() == pytest.approx(float(prediction["prediction"] + 0.5 * finetune["gold"]), rel=1e-5)
 
+
+
+def test_plan_stages():
+  assert task_distillation.plan_stages(False, "both", 3, 1e-3) == (("finetune", 3, 1e-3),)
+  assert task_distillation.plan_stages(True, "both", 3, 1e-3, intermediate_epochs=10,
+                                       intermediate_learning_rate=5e-3) == (("intermediate", 10, 5e-3),
+                                                                            ("prediction", 3, 1e-3))
+  assert task_distillation.plan_stages(True, "prediction", 3, 1e-3, prediction_epochs=2) == (("prediction", 2, 1e-3),)
