@@ -25,8 +25,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-
-from benchmarks.bench_distillation_throughput import LAYER_MAP, ROOT, machine_info, save_results
+from bench_distillation_throughput import LAYER_MAP, ROOT, machine_info, save_results
 
 STUDENT_CONFIG = "configs/tinybert_4l_312.json"
 NUM_LABELS = 2
