@@ -143,11 +143,11 @@ def _validate(f: flags.FlagValues) -> Settings:
   vocab = cli.export_vocab(f.vocab_file, meta, f.ckpt_path, f.teacher_ckpt_path)
   files.ensure_writable_dir(f.output_dir, "output_dir")
   export_dir = None if f.export_dir == "-" else (f.export_dir or os.path.join(f.output_dir, "saved_model"))
+  stages = task_distillation.plan_stages(bool(f.teacher_config_path), f.distill_stage, f.epochs, f.learning_rate,
+                                         f.intermediate_epochs, f.prediction_epochs, f.intermediate_learning_rate)
   return Settings(
       output_dir=f.output_dir, config_path=f.config_path, ckpt_path=f.ckpt_path, teacher_ckpt_path=f.teacher_ckpt_path,
-      max_seq_length=f.max_seq_length, batch_size=f.batch_size, eval_batch_size=f.eval_batch_size, stages=task_distillation.plan_stages(
-          bool(f.teacher_config_path), f.distill_stage, f.epochs, f.learning_rate, f.intermediate_epochs,
-          f.prediction_epochs, f.intermediate_learning_rate),
+      max_seq_length=f.max_seq_length, batch_size=f.batch_size, eval_batch_size=f.eval_batch_size, stages=stages,
       warmup_proportion=f.warmup_proportion, weight_decay=f.weight_decay, temperature=f.temperature,
       gold_label_weight=f.gold_label_weight, attention_loss=f.attention_loss, projection=f.projection,
       loss_weights=weights, cache_teacher_outputs=f.cache_teacher_outputs, teacher_cache_dir=f.teacher_cache_dir,

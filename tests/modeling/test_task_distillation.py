@@ -88,7 +88,8 @@ def test_stage_losses(teacher):
   soft = np.exp(teacher_logits / 2) / np.exp(teacher_logits / 2).sum()
   student_log = logits / 2 - np.log(np.exp(logits / 2).sum())
   assert prediction["prediction"].numpy() == pytest.approx(-(soft * student_log).sum(), rel=1e-5)
-  assert prediction["total"].numpy() == pytest.approx(float(prediction["prediction"] + 0.5 * finetune["gold"]), rel=1e-5)
+  expected_total = float(prediction["prediction"] + 0.5 * finetune["gold"])
+  assert prediction["total"].numpy() == pytest.approx(expected_total, rel=1e-5)
 
 
 

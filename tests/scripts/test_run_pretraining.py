@@ -86,7 +86,8 @@ def test_resume_matches_uninterrupted_run(full_run, setup):
   resumed = _summary(out)
   assert resumed["resumed_from_step"] == 10 and resumed["global_step"] == 20
   uninterrupted = _summary(full_run[0])
-  assert [h["step"] for h in resumed["history"]] == [5, 10, 15, 20]  # The whole run's history, not only the resumed part.
+  # The whole run's history, not only the part after the resume.
+  assert [h["step"] for h in resumed["history"]] == [5, 10, 15, 20]
   for h, want in zip(resumed["history"], uninterrupted["history"]):
     for term in ("embedding", "hidden", "attention", "total"):
       assert h[term] == pytest.approx(want[term], rel=1e-5), (h["step"], term)
