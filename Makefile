@@ -1,4 +1,5 @@
-# Set-up and entry points. `make test` and `make demo` create .venv when it is missing and install everything.
+# Set-up and entry points. `make test` and `make demo` create .venv when it is missing and install everything,
+# this checkout included (editable), so the scripts import `modeling` from any folder.
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -6,11 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test demo lint clean bench
 
-$(STAMP): requirements.txt requirements-test.txt requirements-assets.txt
+$(STAMP): requirements.txt requirements-test.txt requirements-assets.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-test.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-assets.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)

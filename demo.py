@@ -18,10 +18,12 @@ import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, ROOT)
+import numpy as np
+import tensorflow as tf
 
-from modeling import assets
+from modeling import assets, build_encoder, load_config
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
 
 SCALES = {
     # articles for general distillation, its steps and batch, max_seq_length, task examples per split, epochs.
@@ -52,8 +54,6 @@ def step(title, script, args, done_file):
 
 
 def latency_ms(saved_model_dir, seq, repeats=30):
-  import numpy as np
-  import tensorflow as tf
   serve = tf.saved_model.load(saved_model_dir).signatures["serve_ids"]
   ones = tf.ones([1, seq], tf.int32)
   inputs = {"input_word_ids": ones, "input_mask": ones, "input_type_ids": tf.zeros_like(ones)}
@@ -68,7 +68,6 @@ def latency_ms(saved_model_dir, seq, repeats=30):
 
 
 def count_params(config_path):
-  from modeling import build_encoder, load_config
   return build_encoder(load_config(config_path)).count_params()
 
 
@@ -122,7 +121,6 @@ def main():
        os.path.join(student, "training_summary.json"))
 
   print("\n=== the exported student on raw sentences", flush=True)
-  import tensorflow as tf
   serve = tf.saved_model.load(os.path.join(student, "saved_model")).signatures["serving_default"]
   probabilities = serve(text=tf.constant(SENTENCES))["probabilities"].numpy()
   with open(os.path.join(task_data, "meta.json")) as f:

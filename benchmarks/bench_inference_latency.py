@@ -22,12 +22,10 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-
-from benchmarks.bench_distillation_throughput import ROOT, machine_info, save_results
+from bench_distillation_throughput import ROOT, machine_info, save_results
 
 MODELS = {"tinybert4": "configs/tinybert_4l_312.json", "minilm_l6": "configs/minilm_l6_h384.json",
           "bert_base": "configs/bert_base.json"}

@@ -27,17 +27,27 @@ and `--report_only` rebuilds the table from the runs that finished.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-import demo
 from modeling import assets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_demo():
+  """demo.py, whose steps and helpers this table reuses; it is a script at the root, not in a package."""
+  spec = importlib.util.spec_from_file_location("demo", os.path.join(ROOT, "demo.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+demo = _load_demo()
 
 SCALES = {
     # task_examples caps each split (None: all); general_* are the general-distillation run's settings.

@@ -1,23 +1,23 @@
 """What the two training scripts share at the command line: the flags they both add to the seed's, the checks on
-them, and the top-level error handling that turns bad input into one line and a non-zero exit.
+them, and the start of the runtime those flags describe (threads, seed, strategy, dtype).
 
 Importing this module defines no flags; the scripts call `define_runtime_flags` and `define_distillation_flags`.
 """
 
+import dataclasses
 import os
-import sys
-from collections.abc import Callable
 
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags
 
 from modeling import config as config_lib
 from modeling import losses, records, training
 from modeling.errors import UserError
+from modeling.models import head_size_in
 
 
 def define_runtime_flags(default_steps_per_loop: int = 100) -> None:
-  """Flags for devices, precision, reproducibility and checkpointing."""
+  """Flags for devices, precision, reproducibility and checkpointing; `runtime_from_flags` reads them."""
   flags.DEFINE_enum("distribution_strategy", "one_device", training.STRATEGIES,
                     "How to spread training over devices: one_device, mirrored (all local GPUs, or --cpu_devices "
                     "logical CPUs), multi_worker_mirrored (cluster from TF_CONFIG) or tpu (with --tpu).")
@@ -35,6 +35,34 @@ def define_runtime_flags(default_steps_per_loop: int = 100) -> None:
   if "steps_per_loop" not in flags.FLAGS:
     flags.DEFINE_integer("steps_per_loop", default_steps_per_loop,
                          "Steps run inside one tf.function call between progress lines.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime:
+  """The values of the flags from `define_runtime_flags`."""
+  distribution_strategy: str
+  tpu: str | None
+  cpu_devices: int
+  dtype: str
+  intra_op_threads: int
+  inter_op_threads: int
+  seed: int | None
+  save_checkpoint_steps: int
+  keep_checkpoint_max: int
+  steps_per_loop: int
+
+
+def runtime_from_flags(flag_values: flags.FlagValues) -> Runtime:
+  return Runtime(**{field.name: flag_values[field.name].value for field in dataclasses.fields(Runtime)})
+
+
+def start_runtime(runtime: Runtime) -> tf.distribute.Strategy:
+  """Sets threads, seeds and the compute dtype, and returns the distribution strategy; runs before the first op."""
+  training.set_threads(runtime.intra_op_threads, runtime.inter_op_threads)
+  training.configure_determinism(runtime.seed)
+  strategy = training.make_strategy(runtime.distribution_strategy, runtime.tpu, runtime.cpu_devices)
+  training.set_dtype(runtime.dtype)
+  return strategy
 
 
 def define_distillation_flags() -> None:
@@ -87,6 +115,28 @@ def check_pair(student: config_lib.ModelConfig, teacher: config_lib.ModelConfig,
   return losses.parse_layer_map(layer_map_spec, teacher.num_hidden_layers, student.num_hidden_layers)
 
 
+def read_task_meta(data_dir: str, task_name: str) -> dict:
+  """The meta.json of task data prepared for `task_name` by create_finetuning_data.py; refuses any other data."""
+  meta = records.read_meta(data_dir)
+  if meta.get("kind") != "finetuning":
+    raise UserError(f"--data_dir {data_dir} holds {meta.get('kind')!r} data, not task data from "
+                    f"create_finetuning_data.py")
+  if meta.get("task_name", "").lower() != task_name.lower():
+    raise UserError(f"--task_name={task_name} but {data_dir} was prepared for task {meta.get('task_name')!r}")
+  return meta
+
+
+def check_teacher_head(teacher_ckpt_path: str, meta: dict) -> None:
+  """Refuses a teacher checkpoint without a task head, or with a head of another label count than the task's."""
+  head = head_size_in(teacher_ckpt_path)
+  if head is None:
+    raise UserError(f"--teacher_ckpt_path {teacher_ckpt_path} has no task head; fine-tune the teacher "
+                    f"first with run_finetuning.py without --teacher_config_path")
+  if head != meta["num_labels"]:
+    raise UserError(f"the teacher's head has {head} outputs but task {meta['task_name']} has "
+                    f"{meta['num_labels']} labels")
+
+
 VOCAB_NAMES = ("vocab.txt", "spiece.model", "sentencepiece.model")
 
 
@@ -99,30 +149,19 @@ def find_vocab(*folders):
   return None
 
 
+def export_vocab(vocab_file: str | None, meta: dict, *folders: str | None) -> str | None:
+  """The vocab for the export: `--vocab_file`, else one shipped in `folders`; it must be the data's vocab."""
+  if vocab_file:
+    check_path("vocab_file", vocab_file)
+  vocab = vocab_file or find_vocab(*folders)
+  if vocab and records.sha256_file(vocab) != meta.get("vocab_sha256"):
+    raise UserError(f"--vocab_file {vocab} is not the vocab the data was prepared with")
+  return vocab
+
+
 def check_vocab_matches(meta: dict, data_dir: str, ckpt_path: str, flag: str) -> None:
   """Refuses data tokenized with another vocab than the one shipped beside a checkpoint (when one is)."""
   vocab = find_vocab(ckpt_path) if ckpt_path and os.path.isdir(ckpt_path) else None
   if vocab and meta.get("vocab_sha256") and records.sha256_file(vocab) != meta["vocab_sha256"]:
     raise UserError(f"--data_dir {data_dir} was prepared with another vocab than {vocab} (--{flag}); "
                     f"prepare the data again with that vocab")
-
-
-def run(main: Callable[[], None]) -> None:
-  """Runs `main` under absl; bad input, corrupt data and NaN losses end with one line and exit status 1."""
-
-  def wrapped(argv):
-    if len(argv) > 1:
-      raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    logging.set_verbosity(logging.INFO)
-    try:
-      main()
-    except UserError as e:
-      print(f"error: {e}", file=sys.stderr)
-      sys.exit(1)
-    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-      message = str(e.message if hasattr(e, "message") else e).strip().splitlines()[0]
-      print(f"error: could not read the input records ({type(e).__name__}: {message}); prepare the data again",
-            file=sys.stderr)
-      sys.exit(1)
-
-  app.run(wrapped)

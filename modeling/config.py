@@ -12,6 +12,7 @@ import json
 import os
 from typing import Any
 
+from modeling import files
 from modeling.errors import UserError
 
 MODEL_TYPES = ("bert", "roberta", "albert", "tinybert", "mobilebert", "mpnet")
@@ -193,5 +194,4 @@ def load_config(path: str) -> ModelConfig:
 
 def save_config(config: ModelConfig, path: str) -> None:
   """Writes `config` as project JSON, atomically."""
-  from modeling import files  # Local import keeps this module free of TensorFlow.
   files.write_json(path, config.to_dict())

@@ -1,11 +1,15 @@
 """Task models: an encoder with a classification or regression head on its pooled output."""
 
-
 import tensorflow as tf
 import tf_keras
 
+from modeling.checkpoints import find_checkpoint
 from modeling.config import ModelConfig
 from modeling.encoders import build_encoder
+from modeling.errors import UserError
+
+# The checkpoint keys of a task model; `restore_encoder` reads the `encoder` part of the same layout.
+_ENCODER, _HEAD = "encoder", "head"
 
 
 class TaskModel(tf_keras.Model):
@@ -36,6 +40,46 @@ class TaskModel(tf_keras.Model):
     pooled = self.dropout(outputs["pooled_output"], training=training)
     outputs["logits"] = self.head(tf.cast(pooled, tf.float32))
     return outputs
+
+  def checkpoint_objects(self) -> dict[str, tf.Module]:
+    """What a checkpoint of this model holds, by key: the Model Garden encoder network and the head."""
+    return {_ENCODER: self.encoder.garden_network, _HEAD: self.head}
+
+  def checkpoint(self) -> tf.train.Checkpoint:
+    """A `tf.train.Checkpoint` of the encoder and the head, the layout every task checkpoint of this project has."""
+    return tf.train.Checkpoint(**self.checkpoint_objects())
+
+  def restore(self, path: str, what: str) -> str:
+    """Restores encoder and head from a task checkpoint; every variable of the model must be matched.
+
+    Args:
+      path: a checkpoint prefix, or a folder that `modeling.checkpoints.find_checkpoint` resolves (an output
+        folder of run_finetuning.py gives its best checkpoint, else its latest).
+      what: how the error message names the checkpoint, e.g. `--teacher_ckpt_path`.
+
+    Returns:
+      The checkpoint prefix that was read.
+
+    Raises:
+      UserError: the checkpoint does not fit the model (another config, or no head).
+    """
+    _, prefix = find_checkpoint(path)
+    try:
+      self.checkpoint().read(prefix).assert_existing_objects_matched().expect_partial()
+    except (AssertionError, ValueError) as e:
+      raise UserError(f"{what} {prefix} does not fit the model: {str(e).splitlines()[0][:300]}") from None
+    return prefix
+
+
+def head_size_in(path: str) -> int | None:
+  """The number of outputs of the task head in the checkpoint at `path`, or None when it has no head."""
+  kind, prefix = find_checkpoint(path)
+  if kind != "tf2":
+    return None
+  for name, shape in tf.train.list_variables(prefix):
+    if name.startswith(f"{_HEAD}/kernel/"):
+      return shape[-1]
+  return None
 
 
 def build_task_model(config: ModelConfig, num_labels: int) -> TaskModel:

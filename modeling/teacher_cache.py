@@ -43,10 +43,12 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
+from modeling import files
 from modeling.errors import UserError
 
 CACHEABLE = ("logits", "hidden", "attention")
 _FLOAT16_MAX = 65504.0
+_CACHE_FORMAT = 2  # Part of the file fingerprint: version 1 stacked the layers, and its files do not fit.
 TeacherOutputs = dict[str, object]
 
 
@@ -60,6 +62,8 @@ def select_teacher_outputs(outputs: TeacherOutputs, layer_map: Sequence[int] | N
   """The parts of a teacher's output dict that `what` names, mapped layers only, cast to `dtype`.
 
   A float16 `dtype` clips to its finite range first, so an outlier becomes its largest value rather than inf.
+  The layers come as tuples, which tf.data keeps as one tensor per layer with the batch first (it would stack a
+  list into one tensor with the layers first), so cached batches can be split into examples.
   """
   def cast(tensor):
     if dtype == tf.float16:
@@ -71,10 +75,10 @@ def select_teacher_outputs(outputs: TeacherOutputs, layer_map: Sequence[int] | N
     selected["logits"] = tf.cast(outputs["logits"], tf.float32)  # Small, and the prediction loss wants precision.
   if "hidden" in what:
     hidden = outputs["hidden_states"]
-    selected["hidden_states"] = [cast(hidden[g]) for g in [0] + list(layer_map)]
+    selected["hidden_states"] = tuple(cast(hidden[g]) for g in [0] + list(layer_map))
   if "attention" in what:
     attention = outputs["attention_logits"]
-    selected["attention_logits"] = [cast(attention[g - 1]) for g in layer_map]
+    selected["attention_logits"] = tuple(cast(attention[g - 1]) for g in layer_map)
   return selected
 
 
@@ -175,21 +179,19 @@ def cache_teacher_outputs(teacher: Callable, dataset: tf.data.Dataset, layer_map
     selected = select_teacher_outputs(outputs, layer_map, what, dtype)
     if "attention_logits" in selected:
       num_heads.append(selected["attention_logits"][0].shape[1])
-      selected["attention_logits"] = [pack_attention_logits(logits, features["input_mask"])
-                                      for logits in selected["attention_logits"]]
+      selected["attention_logits"] = tuple(pack_attention_logits(logits, features["input_mask"])
+                                           for logits in selected["attention_logits"])
     return features, labels, selected
 
   def unpack(features, labels, stored):
-    if "attention_logits" in stored:  # tf.data stacks the list of per-layer vectors (equal lengths) into one tensor
-      packed = stored["attention_logits"]
-      stored = dict(stored, attention_logits=[unpack_attention_logits(packed[i], features["input_mask"], num_heads[0])
-                                              for i in range(len(layer_map))])
+    if "attention_logits" in stored:
+      stored = dict(stored, attention_logits=tuple(unpack_attention_logits(packed, features["input_mask"], num_heads[0])
+                                                   for packed in stored["attention_logits"]))
     return features, labels, stored
 
   with_outputs = dataset.map(add_teacher_outputs, num_parallel_calls=1, deterministic=True)
   if storage == "memory":
     return with_outputs.cache().map(unpack)
-  from modeling import files  # The folder check below is the only file-system use.
   files.ensure_writable_dir(storage, "teacher cache folder")
-  fingerprint = teacher_fingerprint(teacher, what, layer_map, dtype.name, cache_key, "packed-keys")
+  fingerprint = teacher_fingerprint(teacher, _CACHE_FORMAT, what, layer_map, dtype.name, cache_key, "packed-keys")
   return with_outputs.cache(os.path.join(storage, f"teacher_outputs-{fingerprint}")).map(unpack)

@@ -4,7 +4,9 @@ The loop runs `steps_per_loop` steps inside one `tf.function`, then logs progres
 examples/s, ETA), writes TensorBoard scalars and saves a checkpoint when due. The checkpoint holds everything a
 run needs to continue exactly: the models, the optimizer and its step, the input iterator's position and the
 dropout generators' state, so re-running the same command continues where the last checkpoint left off. A
-non-finite loss stops the run with the step it appeared at; the last good checkpoint is left as it was.
+non-finite loss stops the run with the step it appeared at; the last good checkpoint is left as it was. Beside the
+checkpoints, `history.json` holds the logged terms of every loop up to the latest checkpoint, so the history of a
+run survives its resumes.
 
 Under `mirrored` and `multi_worker_mirrored` a step is the same computation as on one device: every replica gets
 its slice of the same global batch, gradients are summed over replicas before they are clipped, and the logged
@@ -23,6 +25,7 @@ from official.modeling import grad_utils, optimization
 from modeling import files
 from modeling.errors import UserError
 
+HISTORY_FILE = "history.json"
 STRATEGIES = ("one_device", "mirrored", "multi_worker_mirrored", "tpu")
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -195,9 +198,11 @@ class TrainLoop:
     if not self.chief:
       ckpt_dir = os.path.join(output_dir, ".workers", f"worker_{strategy.cluster_resolver.task_id}")
     self.manager = tf.train.CheckpointManager(self.checkpoint, ckpt_dir, max_to_keep=keep_checkpoint_max)
+    self.history_path = os.path.join(ckpt_dir, HISTORY_FILE)
     self.writer = (tf.summary.create_file_writer(os.path.join(output_dir, "summaries", name)) if self.chief
                    else tf.summary.create_noop_writer())
     self._train_fn = None
+    # One entry per loop: the mean terms, `step` and `examples_per_second`.
     self.history: list[dict[str, float]] = []
 
   def _make_iterator(self, skip_batches: int):
@@ -217,12 +222,25 @@ class TrainLoop:
   def step(self) -> int:
     return int(self.optimizer.iterations.numpy())
 
+  @property
+  def final_losses(self) -> dict[str, float]:
+    """The mean terms of the last loop of the whole run (also when this process trained nothing), or {}."""
+    if not self.history:
+      return {}
+    return {k: v for k, v in self.history[-1].items() if k not in ("step", "examples_per_second")}
+
+  def _save(self, step: int) -> None:
+    self.manager.save(checkpoint_number=step)
+    files.write_json(self.history_path, self.history)
+
   def restore(self) -> int:
-    """Restores the latest checkpoint of this loop, if any; returns the global step."""
+    """Restores the latest checkpoint of this loop, if any, and the history up to it; returns the global step."""
     latest = self.manager.latest_checkpoint
     if latest:
       self.checkpoint.restore(latest).assert_existing_objects_matched()
       logging.info("[%s] resumed from %s at step %d", self.name, latest, self.step)
+      if os.path.isfile(self.history_path):
+        self.history = [h for h in files.read_json(self.history_path) if h["step"] <= self.step]
       if not self.iterator_in_checkpoint:
         if self.iterator is not None:
           raise RuntimeError("TrainLoop.restore must come before the first run")
@@ -309,7 +327,7 @@ class TrainLoop:
           tf.summary.scalar("learning_rate", learning_rate(self.optimizer.iterations))
       self.history.append(dict(last, step=step, examples_per_second=examples_per_second))
       if step - last_saved >= self.save_checkpoint_steps or step >= until_step:
-        self.manager.save(checkpoint_number=step)
+        self._save(step)
         last_saved = step
       if after_loop is not None:
         after_loop(step)

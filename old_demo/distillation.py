@@ -25,13 +25,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-if __name__ == "__main__":  # Run as `python3 old_demo/distillation.py`: make the repository root importable.
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import tensorflow as tf
 import tf_keras
 
-from modeling.errors import UserError
+from modeling.errors import UserError, run_script
 
 TASK_TYPES = ("multiclass", "binary", "multilabel", "regression")
 OUTPUT_KINDS = ("logits", "probs")
@@ -525,20 +522,14 @@ def run(flags_values) -> str:
   return table
 
 
-def main(argv):
-  del argv
+def main():
   from absl import flags
 
-  try:
-    with contextlib.redirect_stdout(sys.stderr):  # Keras progress goes to stderr; stdout gets only the table.
-      table = run(flags.FLAGS)
-    print(table, end="")
-  except UserError as e:
-    sys.exit(f"error: {e}")
+  with contextlib.redirect_stdout(sys.stderr):  # Keras progress goes to stderr; stdout gets only the table.
+    table = run(flags.FLAGS)
+  print(table, end="")
 
 
 if __name__ == "__main__":
-  from absl import app
-
   _define_flags()
-  app.run(main)
+  run_script(main)

@@ -8,15 +8,11 @@ accuracy.
 """
 
 import contextlib
-import os
 import sys
 
-if __name__ == "__main__":  # Run as `python3 old_demo/run_model.py`: make the repository root importable.
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
-from absl import app, flags
-
-from modeling.errors import UserError
+from modeling.errors import UserError, run_script
 
 flags.DEFINE_string("arch", None, "Architecture, a name in old_demo.utils.ARCHITECTURES.")
 flags.DEFINE_string("task", None, "Dataset, a name in old_demo.utils.DATASETS.")
@@ -55,15 +51,11 @@ def run() -> float:
   return distillation.evaluate_accuracy(model, data.test, data.task_type)
 
 
-def main(argv):
-  del argv
-  try:
-    with contextlib.redirect_stdout(sys.stderr):  # Keras progress goes to stderr; stdout gets only the result.
-      test_accuracy = run()
-    print(f"{FLAGS.name} ({FLAGS.arch} on {FLAGS.task}) test accuracy: {test_accuracy:.4f}")
-  except UserError as e:
-    sys.exit(f"error: {e}")
+def main():
+  with contextlib.redirect_stdout(sys.stderr):  # Keras progress goes to stderr; stdout gets only the result.
+    test_accuracy = run()
+  print(f"{FLAGS.name} ({FLAGS.arch} on {FLAGS.task}) test accuracy: {test_accuracy:.4f}")
 
 
 if __name__ == "__main__":
-  app.run(main)
+  run_script(main)

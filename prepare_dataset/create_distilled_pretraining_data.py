@@ -19,46 +19,69 @@ Usage:
     --vocab_file /models/bert/vocab.txt --max_seq_length 128 --num_output_shards 4 --num_workers 2
 """
 
+import dataclasses
 import glob
 import multiprocessing
 import os
 import random
-import sys
 import time
 
 import numpy as np
-from absl import app, flags, logging
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags, logging
 
 from modeling import files, records, tokenization
-from modeling.errors import UserError
+from modeling.errors import UserError, run_script
 
-flags.DEFINE_string("input_file", None, "Input text (one sentence per line, blank line between documents); several "
-                    "comma-separated files or globs.")
-flags.DEFINE_string("output_file", None, "Output TFRecord file(s), comma-separated; or one path with "
-                    "--num_output_shards. meta.json goes into the folder of the first file.")
-flags.DEFINE_string("vocab_file", None, "Vocab the student and teacher were trained with: a WordPiece vocab.txt, "
-                    "or a byte-level BPE vocab.json (RoBERTa) with --merges_file.")
-flags.DEFINE_string("merges_file", None, "merges.txt of a BPE vocab.json in --vocab_file; default: merges.txt beside "
-                    "it.")
-flags.DEFINE_enum("special_tokens", None, list(records.SPECIAL_TOKEN_SCHEMES), "Special-token layout: bert "
-                  "([CLS] A [SEP] B [SEP]) or roberta (<s> A </s></s> B </s>, RoBERTa and MPNet); default: detected "
-                  "from the vocab (roberta for a BPE vocab.json or a WordPiece vocab starting <s> <pad> </s> <unk>).")
-flags.DEFINE_integer("max_seq_length", 128, "Length of every example, special tokens included.")
-flags.DEFINE_bool("do_lower_case", None, "Lower-case and strip accents; default: inferred from the vocab (True when "
-                  "it has no upper-case entries).")
-flags.DEFINE_string("spm_model_file", None, "SentencePiece .model to use instead of --vocab_file (ALBERT).")
-flags.DEFINE_integer("dupe_factor", 1, "How many times to cut each document into examples, with different random "
-                     "segment splits and lengths each time.")
-flags.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter random target length for a chunk.")
-flags.DEFINE_integer("random_seed", 12345, "Seed for splits, target lengths and shuffling; the output is a "
-                     "function of the input and the flags.")
-flags.DEFINE_integer("num_output_shards", 1, "With a single --output_file, write this many shards named "
-                     "NAME-00000-of-0000N.tfrecord (for NAME.tfrecord) or NAME-00000-of-0000N.")
-flags.DEFINE_integer("num_workers", 1, "Processes that tokenize input chunks in parallel (each loads TensorFlow; "
-                     "worth it from about 4 cores on, since one process already tokenizes on two threads).")
 FLAGS = flags.FLAGS
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+  """Defines the flags; called only when run as a script, so that tests can import this module next to others."""
+  fv = {"flag_values": flag_values}
+  flags.DEFINE_string("input_file", None, "Input text (one sentence per line, blank line between documents); several "
+                      "comma-separated files or globs.", **fv)
+  flags.DEFINE_string("output_file", None, "Output TFRecord file(s), comma-separated; or one path with "
+                      "--num_output_shards. meta.json goes into the folder of the first file.", **fv)
+  flags.DEFINE_string("vocab_file", None, "Vocab the student and teacher were trained with: a WordPiece vocab.txt, "
+                      "or a byte-level BPE vocab.json (RoBERTa) with --merges_file.", **fv)
+  flags.DEFINE_string("merges_file", None, "merges.txt of a BPE vocab.json in --vocab_file; default: merges.txt "
+                      "beside it.", **fv)
+  flags.DEFINE_enum("special_tokens", None, list(records.SPECIAL_TOKEN_SCHEMES), "Special-token layout: bert "
+                    "([CLS] A [SEP] B [SEP]) or roberta (<s> A </s></s> B </s>, RoBERTa and MPNet); default: detected "
+                    "from the vocab (roberta for a BPE vocab.json or a WordPiece vocab starting <s> <pad> </s> <unk>).",
+                    **fv)
+  flags.DEFINE_integer("max_seq_length", 128, "Length of every example, special tokens included.", **fv)
+  flags.DEFINE_bool("do_lower_case", None, "Lower-case and strip accents; default: inferred from the vocab (True "
+                    "when it has no upper-case entries).", **fv)
+  flags.DEFINE_string("spm_model_file", None, "SentencePiece .model to use instead of --vocab_file (ALBERT).", **fv)
+  flags.DEFINE_integer("dupe_factor", 1, "How many times to cut each document into examples, with different random "
+                       "segment splits and lengths each time.", **fv)
+  flags.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter random target length for a chunk.", **fv)
+  flags.DEFINE_integer("random_seed", 12345, "Seed for splits, target lengths and shuffling; the output is a "
+                       "function of the input and the flags.", **fv)
+  flags.DEFINE_integer("num_output_shards", 1, "With a single --output_file, write this many shards named "
+                       "NAME-00000-of-0000N.tfrecord (for NAME.tfrecord) or NAME-00000-of-0000N.", **fv)
+  flags.DEFINE_integer("num_workers", 1, "Processes that tokenize input chunks in parallel (each loads TensorFlow; "
+                       "worth it from about 4 cores on, since one process already tokenizes on two threads).", **fv)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """The validated flags."""
+  input_files: list
+  output_files: list
+  output_dir: str
+  vocab_file: str | None
+  spm_model_file: str | None
+  merges_file: str | None
+  special_tokens: str | None
+  do_lower_case: bool | None
+  max_seq_length: int
+  dupe_factor: int
+  short_seq_prob: float
+  random_seed: int
+  num_workers: int
+
 
 _MIN_SEQ_LENGTH = 8
 _SENTENCES_PER_CHUNK = 100_000
@@ -277,24 +300,28 @@ def write_records(paths: list[str], features: tuple[np.ndarray, np.ndarray, np.n
   return [writer.count for writer in writers]
 
 
-def validate_flags():
-  """Checks flags and paths before any heavy work; returns (input files, output files, output folder)."""
-  if FLAGS.max_seq_length < _MIN_SEQ_LENGTH:
-    raise UserError(f"--max_seq_length must be at least {_MIN_SEQ_LENGTH}, got {FLAGS.max_seq_length}")
-  if not FLAGS.input_file:
+def _validate(f: flags.FlagValues) -> Settings:
+  """Checks flags and paths before any heavy work."""
+  if f.max_seq_length < _MIN_SEQ_LENGTH:
+    raise UserError(f"--max_seq_length must be at least {_MIN_SEQ_LENGTH}, got {f.max_seq_length}")
+  if not f.input_file:
     raise UserError("--input_file is required")
-  if not FLAGS.output_file:
+  if not f.output_file:
     raise UserError("--output_file is required")
-  if FLAGS.dupe_factor < 1:
-    raise UserError(f"--dupe_factor must be at least 1, got {FLAGS.dupe_factor}")
-  if not 0.0 <= FLAGS.short_seq_prob <= 1.0:
-    raise UserError(f"--short_seq_prob must be in [0, 1], got {FLAGS.short_seq_prob}")
-  if FLAGS.num_workers < 1:
-    raise UserError(f"--num_workers must be at least 1, got {FLAGS.num_workers}")
-  input_files = expand_input_files(FLAGS.input_file)
-  output_files = output_paths(FLAGS.output_file, FLAGS.num_output_shards)
+  if f.dupe_factor < 1:
+    raise UserError(f"--dupe_factor must be at least 1, got {f.dupe_factor}")
+  if not 0.0 <= f.short_seq_prob <= 1.0:
+    raise UserError(f"--short_seq_prob must be in [0, 1], got {f.short_seq_prob}")
+  if f.num_workers < 1:
+    raise UserError(f"--num_workers must be at least 1, got {f.num_workers}")
+  input_files = expand_input_files(f.input_file)
+  output_files = output_paths(f.output_file, f.num_output_shards)
   output_dir = files.ensure_writable_dir(os.path.dirname(os.path.abspath(output_files[0])), flag="output_file")
-  return input_files, output_files, output_dir
+  return Settings(input_files=input_files, output_files=output_files, output_dir=output_dir, vocab_file=f.vocab_file,
+                  spm_model_file=f.spm_model_file, merges_file=f.merges_file, special_tokens=f.special_tokens,
+                  do_lower_case=f.do_lower_case, max_seq_length=f.max_seq_length,
+                  dupe_factor=f.dupe_factor, short_seq_prob=f.short_seq_prob, random_seed=f.random_seed,
+                  num_workers=f.num_workers)
 
 
 def create_pretraining_data(input_files: list[str], output_files: list[str], output_dir: str,
@@ -343,18 +370,19 @@ def create_pretraining_data(input_files: list[str], output_files: list[str], out
   return meta
 
 
-def main(argv):
-  del argv
-  try:
-    input_files, output_files, output_dir = validate_flags()
-    tokenizer = tokenization.build_tokenizer(FLAGS.vocab_file, FLAGS.spm_model_file, FLAGS.do_lower_case,
-                                             merges_file=FLAGS.merges_file, special_tokens=FLAGS.special_tokens)
-    create_pretraining_data(input_files, output_files, output_dir, tokenizer, max_seq_length=FLAGS.max_seq_length,
-                            dupe_factor=FLAGS.dupe_factor, short_seq_prob=FLAGS.short_seq_prob,
-                            random_seed=FLAGS.random_seed, num_workers=FLAGS.num_workers)
-  except UserError as e:
-    sys.exit(f"error: {e}")
+def run(s: Settings) -> dict:
+  """Builds the tokenizer and prepares the data; returns the meta.json content it wrote."""
+  tokenizer = tokenization.build_tokenizer(s.vocab_file, s.spm_model_file, s.do_lower_case,
+                                           merges_file=s.merges_file, special_tokens=s.special_tokens)
+  return create_pretraining_data(s.input_files, s.output_files, s.output_dir, tokenizer,
+                                 max_seq_length=s.max_seq_length, dupe_factor=s.dupe_factor,
+                                 short_seq_prob=s.short_seq_prob, random_seed=s.random_seed, num_workers=s.num_workers)
+
+
+def main():
+  run(_validate(FLAGS))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  define_flags()
+  run_script(main)

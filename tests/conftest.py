@@ -1,14 +1,17 @@
-"""Shared test set-up: the repo root on sys.path, quiet TensorFlow, and the offline assets."""
+"""Shared test set-up: quiet TensorFlow, the repo's packages for the scripts tests start, and the offline assets.
+
+Tests import the repo root through pytest's `pythonpath` setting (pyproject.toml). The scripts they start as
+subprocesses find `modeling` through the editable install that `make` does; PYTHONPATH stands in for it, so the
+tests also run in an environment without that install.
+"""
 
 import os
-import sys
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-  sys.path.insert(0, ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))
 
 
 @pytest.fixture(scope="session")

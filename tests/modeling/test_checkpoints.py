@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 from safetensors.numpy import save_file
 
 import modeling
@@ -16,6 +15,7 @@ from modeling.checkpoints import find_checkpoint, restore_encoder
 from modeling.config import config_from_dict
 from modeling.encoders import build_encoder
 from modeling.errors import UserError
+from modeling.models import TaskModel
 
 TINY = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
         "intermediate_size": 24, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
@@ -242,11 +242,12 @@ def test_tf2_round_trip_mobilebert(tmp_path):
 
 
 def _save_project_style(folder, encoder, steps):
-  """Saves like the training scripts: root with the encoder plus a head and an optimizer."""
-  head = tf_keras.layers.Dense(3)
-  head.build([None, 16])
+  """Saves like the training scripts: a task model (encoder and head) plus an optimizer step."""
+  model = TaskModel(encoder, 3)
+  ones = tf.ones([1, 4], tf.int32)
+  model({"input_word_ids": ones, "input_mask": ones, "input_type_ids": tf.zeros_like(ones)})
   optimizer_step = tf.Variable(0, dtype=tf.int64)
-  checkpoint = tf.train.Checkpoint(encoder=encoder.garden_network, head=head, step=optimizer_step)
+  checkpoint = tf.train.Checkpoint(**model.checkpoint_objects(), step=optimizer_step)
   manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=1)
   for step in range(steps):
     optimizer_step.assign(step + 1)

@@ -11,6 +11,7 @@ import pytest
 from absl import flags
 
 from modeling import assets, records, tokenization
+from modeling.errors import UserError
 from prepare_dataset import create_distilled_pretraining_data as script
 from prepare_dataset import news_to_text
 
@@ -36,15 +37,14 @@ def news_file(tmp_path_factory):
 
 
 def run_main(args):
-  """Runs the script's main() in-process with `args`; returns the exit message (None on success)."""
-  flags.FLAGS.unparse_flags()
-  flags.FLAGS(["create_distilled_pretraining_data.py", *args])
+  """Validates `args` and runs the script in-process; returns the error line a user would see (None on success)."""
+  flag_values = flags.FlagValues()
+  script.define_flags(flag_values)
+  flag_values(["create_distilled_pretraining_data.py", *args])
   try:
-    script.main([])
-  except SystemExit as e:
-    return str(e.code)
-  finally:
-    flags.FLAGS.unparse_flags()
+    script.run(script._validate(flag_values))
+  except UserError as e:
+    return f"error: {e}"
   return None
 
 

@@ -29,7 +29,7 @@ def _run_in_process(*args):
   flag_values = flags.FlagValues()
   cfd.define_flags(flag_values)
   flag_values(["create_finetuning_data.py", *args])
-  return cfd.run(flag_values)
+  return cfd.run(cfd._validate(flag_values))
 
 
 def _error_line(result):

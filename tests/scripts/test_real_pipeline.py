@@ -109,8 +109,7 @@ def test_export_reloads_in_fresh_process_and_agrees(pipeline):
   exported = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
 
   model = build_task_model(load_config(pipeline["student_config"]), 2)
-  tf.train.Checkpoint(encoder=model.encoder.garden_network, head=model.head).read(
-      tf.train.latest_checkpoint(os.path.join(pipeline["student"], "best"))).expect_partial()
+  model.restore(os.path.join(pipeline["student"], "best"), "best")
   tokenizer = build_tokenizer(vocab_file=pipeline["vocab"])
   packed = [tokenizer.pack(ids, None, SEQ) for ids in tokenizer.tokenize_to_ids(texts)]
   features = {name: tf.constant([list(p[i]) for p in packed], tf.int32)

@@ -83,8 +83,7 @@ def test_export_agrees_with_checkpoint(student, setup):
   from modeling.models import build_task_model
   out = student[0]
   model = build_task_model(load_config(setup["student_config"]), 2)
-  tf.train.Checkpoint(encoder=model.encoder.garden_network, head=model.head).read(
-      tf.train.latest_checkpoint(os.path.join(out, "best"))).expect_partial()
+  model.restore(os.path.join(out, "best"), "best")
   features, _ = next(iter(records.make_dataset([os.path.join(setup["data"], "dev.tfrecord")], 16, 8,
                                                label_dtype=tf.int64)))
   expected = tf.nn.softmax(model(features, training=False)["logits"]).numpy()
@@ -113,6 +112,8 @@ def test_teacher_output_folder_chains_as_ckpt_path(setup, teacher):
     ("seq", "max_seq_length=32 but"),
     ("labels", "the teacher's head has 2 outputs but task tiny has 3 labels"),
     ("headless", "has no task head"),
+    ("vocab_missing", "--vocab_file: not found: /nonexistent/vocab.txt"),
+    ("vocab_other", "is not the vocab the data was prepared with"),
 ])
 def test_refusals(setup, teacher, case, message):
   d = setup["dir"]
@@ -127,6 +128,11 @@ def test_refusals(setup, teacher, case, message):
     extra = [f"--data_dir={tiny.task_data(d / 'three', train=16, dev=8, num_labels=3)}"]
   elif case == "headless":
     args[-1] = f"--teacher_ckpt_path={tiny.save_encoder(setup['teacher_config'], d / 'headless')}"
+  elif case == "vocab_missing":  # Checked before training, not when the export needs it.
+    extra = ["--vocab_file=/nonexistent/vocab.txt"]
+  elif case == "vocab_other":
+    (d / "other_vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nother\n")
+    extra = [f"--vocab_file={d / 'other_vocab.txt'}"]
   result = _run(setup, *args, *extra)
   assert result.returncode == 1, result.stderr[-2000:]
   assert "Traceback" not in result.stderr

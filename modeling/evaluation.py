@@ -1,0 +1,125 @@
+"""Dev-set evaluation of a task model during fine-tuning, the best checkpoint, and the final test predictions.
+
+An output folder of run_finetuning.py holds `eval_results.json` (the dev scores of every epoch, the best one, the
+final dev scores and, when the test split has labels, the test scores), `best/` (the checkpoint of the best dev
+epoch) and `test_predictions.tsv` (one row per test example: index, predicted label or score, gold label).
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from modeling import files, metrics, records
+from modeling.models import TaskModel
+
+RESULTS_FILE = "eval_results.json"
+TEST_PREDICTIONS_FILE = "test_predictions.tsv"
+
+
+class Evaluator:
+  """Dev-set evaluation after each epoch, the record of every epoch, and the best checkpoint.
+
+  `eval_results.json` is read back when it exists, so a resumed run keeps the epochs evaluated before it stopped
+  and does not evaluate them again.
+
+  Args:
+    model: the task model being trained.
+    meta: the data's `meta.json` (task name and type, metric, label list).
+    split_files: {split: TFRecord file}; the splits whose name starts with `dev` are evaluated.
+    output_dir: where `eval_results.json` and `best/` go.
+    max_seq_length: the records' sequence length.
+    eval_batch_size: batch size for prediction.
+  """
+
+  def __init__(self, model: TaskModel, meta: dict, split_files: dict[str, str], output_dir: str,
+               max_seq_length: int, eval_batch_size: int):
+    self.model, self.meta = model, meta
+    self.regression = meta["task_type"] == "regression"
+    self.label_dtype = tf.float32 if self.regression else tf.int64
+    self.dev_splits = [s for s in split_files if s.startswith("dev")]
+    self.split_files = split_files
+    self.max_seq_length, self.eval_batch_size = max_seq_length, eval_batch_size
+    self.primary = meta.get("primary_metric") or metrics.primary_metric(meta["task_name"], meta["task_type"])
+    os.makedirs(output_dir, exist_ok=True)
+    self.output_dir = output_dir
+    self.results_path = os.path.join(output_dir, RESULTS_FILE)
+    self.results = (files.read_json(self.results_path) if os.path.isfile(self.results_path)
+                    else {"task_name": meta["task_name"], "primary_metric": self.primary, "epochs": [], "best": None})
+    self.best_manager = tf.train.CheckpointManager(model.checkpoint(), os.path.join(output_dir, "best"),
+                                                   max_to_keep=1)
+    self._predict = tf.function(lambda features: model(features, training=False)["logits"])
+
+  def predict(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The model's logits and the gold labels of one split, in record order."""
+    dataset = records.make_dataset([self.split_files[split]], self.max_seq_length, self.eval_batch_size,
+                                   label_dtype=self.label_dtype)
+    logits, labels = [], []
+    for features, batch_labels in dataset:
+      logits.append(self._predict(features).numpy())
+      labels.append(batch_labels.numpy())
+    return np.concatenate(logits), np.concatenate(labels)
+
+  def _scores(self, logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    return metrics.compute_metrics(self.meta.get("metric") or self.meta["task_type"], logits, labels)
+
+  def evaluate(self) -> dict[str, float]:
+    """Scores on every dev split; a split other than `dev` prefixes its keys with its name."""
+    results = {}
+    for split in self.dev_splits:
+      scores = self._scores(*self.predict(split))
+      results.update({(k if split == "dev" else f"{split}_{k}"): v for k, v in scores.items()})
+    return results
+
+  def after_epoch(self, stage: str, epoch: int, step: int) -> None:
+    """Evaluates, records the epoch in `eval_results.json`, and saves the model to `best/` when it is the best."""
+    if any(r["stage"] == stage and r["epoch"] == epoch for r in self.results["epochs"]):
+      return  # Already evaluated before a resume.
+    scores = self.evaluate()
+    record = dict(stage=stage, epoch=epoch, step=step, **scores)
+    self.results["epochs"].append(record)
+    best = self.results["best"]
+    if best is None or scores[self.primary] > best[self.primary]:
+      self.results["best"] = record
+      self.best_manager.save(checkpoint_number=step)
+    logging.info("[%s] epoch %d dev: %s (best %s %.4f)", stage, epoch,
+                 " ".join(f"{k} {v:.4f}" for k, v in scores.items()), self.primary,
+                 self.results["best"][self.primary])
+    files.write_json(self.results_path, self.results)
+
+  def restore_best(self) -> str | None:
+    """Loads the best dev epoch's weights into the model; returns its checkpoint, or None when there is none."""
+    best_prefix = self.best_manager.latest_checkpoint
+    if best_prefix:
+      self.model.restore(best_prefix, "the best checkpoint")
+    return best_prefix
+
+  def finish(self, best_prefix: str | None) -> dict[str, float]:
+    """Final dev scores, test predictions (and test scores when the test split has labels) into the output folder.
+
+    Returns:
+      The final dev scores.
+    """
+    final_scores = self.evaluate()
+    if "test" in self.split_files:
+      logits, labels = self.predict("test")
+      write_test_predictions(os.path.join(self.output_dir, TEST_PREDICTIONS_FILE), logits, labels, self.meta)
+      if self.meta.get("test_has_labels"):
+        self.results["test"] = self._scores(logits, labels)
+    self.results["final_dev"] = final_scores
+    self.results["best_checkpoint"] = best_prefix
+    files.write_json(self.results_path, self.results)
+    return final_scores
+
+
+def write_test_predictions(path: str, logits: np.ndarray, labels: np.ndarray, meta: dict) -> None:
+  """Writes `index, prediction, label` rows: the predicted label name (or score) and the gold one, if known."""
+  regression = meta["task_type"] == "regression"
+  with files.atomic_path(path) as tmp, open(tmp, "w") as f:
+    f.write("index\tprediction\tlabel\n")
+    for i, (row, label) in enumerate(zip(logits, labels)):
+      prediction = f"{row[0]:.6f}" if regression else meta["label_list"][int(np.argmax(row))]
+      gold = f"{label:.6f}" if regression else (meta["label_list"][int(label)] if meta.get("test_has_labels")
+                                                 else "")
+      f.write(f"{i}\t{prediction}\t{gold}\n")

@@ -1,0 +1,161 @@
+"""The stages of task training (TinyBERT, arXiv 1909.10351): their losses, trained variables and training data.
+
+  finetune      cross-entropy on the gold labels (MSE for regression): plain fine-tuning, how a teacher is made;
+  intermediate  embedding + hidden + attention losses against the frozen teacher (no labels), W_h trained too;
+  prediction    soft cross-entropy against the teacher's logits at a temperature (MSE for regression), optionally
+                plus a weighted gold-label loss.
+
+With a teacher-output cache (`modeling.teacher_cache`) each training batch also carries the teacher's outputs,
+so the teacher runs once, in the first epoch.
+"""
+
+from collections.abc import Callable, Sequence
+
+import tensorflow as tf
+
+from modeling import losses, records, teacher_cache
+from modeling.config import ModelConfig
+from modeling.models import TaskModel
+
+STAGES = ("finetune", "intermediate", "prediction")
+CACHE_CHOICES = ("none", "logits", "all")
+_CACHED_PARTS = {"prediction": ("logits",), "intermediate": ("hidden", "attention")}
+
+# Checkpoints save the input position, and with it the shuffle buffer of cached stage-1 batches (hidden states and
+# attention logits): the buffer is capped at this many bytes, or it would hold, and save, the whole cache.
+CACHED_SHUFFLE_BYTES = 256 << 20
+
+
+def gold_loss(logits: tf.Tensor, labels: tf.Tensor, regression: bool) -> tf.Tensor:
+  """Cross-entropy against the gold label ids, or MSE against the gold scores for regression."""
+  if regression:
+    return losses.mse(logits[:, 0], labels)
+  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = None,
+                 distillation: losses.IntermediateDistillation | None = None, *, temperature: float = 1.0,
+                 gold_label_weight: float = 0.0, regression: bool = False) -> Callable:
+  """The `loss_fn(batch, training) -> terms` of one stage, for `modeling.training.TrainLoop`.
+
+  Args:
+    stage: one of `STAGES`.
+    student: the task model being trained.
+    teacher: the frozen teacher task model (distillation stages). A batch that carries cached teacher outputs as
+      its third element uses those instead.
+    distillation: the intermediate-layer losses (stage `intermediate`), built with the layer map that
+      `train_dataset` returned.
+    temperature: softmax temperature of the prediction loss.
+    gold_label_weight: weight of the gold-label loss added in stage `prediction` (0: soft targets only).
+    regression: the task regresses a score.
+  """
+
+  def loss_fn(batch, is_training):
+    features, labels = batch[:2]
+    outputs = student(features, training=is_training)
+    if stage == "finetune":
+      loss = gold_loss(outputs["logits"], labels, regression)
+      return {"total": loss, "gold": loss}
+    teacher_outputs = batch[2] if len(batch) == 3 else teacher(features, training=False)
+    if stage == "intermediate":
+      return distillation(outputs, teacher_outputs, features["input_mask"])
+    terms = {"prediction": losses.prediction_loss(outputs["logits"], teacher_outputs["logits"], temperature,
+                                                  regression)}
+    terms["total"] = terms["prediction"]
+    if gold_label_weight:
+      terms["gold"] = gold_loss(outputs["logits"], labels, regression)
+      terms["total"] += gold_label_weight * terms["gold"]
+    return terms
+
+  return loss_fn
+
+
+def stage_variables(stage: str, student: TaskModel, distillation: losses.IntermediateDistillation | None = None):
+  """What one stage checkpoints besides the optimizer, and the function giving the variables it trains.
+
+  Stage `intermediate` trains the encoder (its losses never reach the head) and W_h; the others the whole model.
+
+  Returns:
+    `(checkpoint_objects, variables_fn)` for `modeling.training.TrainLoop`.
+  """
+  objects = student.checkpoint_objects()
+  if stage == "intermediate":
+    objects["projection"] = distillation
+    return objects, lambda: student.encoder.trainable_variables + distillation.trainable_variables
+  return objects, lambda: student.trainable_variables
+
+
+def plan_stages(has_teacher: bool, distill_stage: str, epochs: int, learning_rate: float,
+                intermediate_epochs: int | None = None, prediction_epochs: int | None = None,
+                intermediate_learning_rate: float | None = None) -> tuple:
+  """The `(stage, epochs, learning rate)` of each stage to run, in order: `finetune` without a teacher, else the
+  distillation stages that `distill_stage` (`intermediate`, `prediction` or `both`) names."""
+  if not has_teacher:
+    return (("finetune", epochs, learning_rate),)
+  stages = []
+  if distill_stage in ("intermediate", "both"):
+    stages.append(("intermediate", intermediate_epochs or epochs, intermediate_learning_rate or learning_rate))
+  if distill_stage in ("prediction", "both"):
+    stages.append(("prediction", prediction_epochs or epochs, learning_rate))
+  return tuple(stages)
+
+
+def uses_cache(stage: str, cache: str) -> bool:
+  """Whether `--cache_teacher_outputs=cache` caches the teacher's outputs for `stage`."""
+  return stage in _CACHED_PARTS and (cache == "all" or (cache == "logits" and stage == "prediction"))
+
+
+def train_dataset(train_file: str, stage: str, *, max_seq_length: int, batch_size: int, label_dtype: tf.DType,
+                  num_examples: int, seed: int | None = None, teacher: TaskModel | None = None,
+                  teacher_config: ModelConfig | None = None, layer_map: Sequence[int] | None = None,
+                  cache: str = "none", cache_dir: str | None = None) -> tuple[tf.data.Dataset, list | None]:
+  """The repeated, shuffled training batches of one stage, and the layer map its intermediate loss must use.
+
+  Every example is used: batches run across epoch boundaries, and a file of fewer examples than one batch still
+  gives full batches (of repeated examples).
+
+  Args:
+    train_file: the task's training TFRecords.
+    stage: one of `STAGES`.
+    max_seq_length, batch_size: as the records and the run.
+    label_dtype: `tf.int64` for classes, `tf.float32` for regression scores.
+    num_examples: examples in `train_file` (from meta.json), to size the shuffle buffers.
+    seed: the shuffle seed.
+    teacher: the frozen teacher, whose outputs are cached when `uses_cache(stage, cache)`.
+    teacher_config: the teacher's config, to size the buffer of cached stage-1 batches.
+    layer_map: g(m) for m = 1..M.
+    cache: `--cache_teacher_outputs`: `none`, `logits` (stage 2) or `all` (both stages).
+    cache_dir: folder for the cache files (None: in memory).
+
+  Returns:
+    `(dataset, loss_layer_map)`. The batches are `(features, labels)`, or `(features, labels, teacher_outputs)`
+    from the cache, whose hidden states and attention logits hold only the mapped layers: `loss_layer_map` is
+    then `teacher_cache.cached_layer_map(layer_map)`, else `layer_map` itself.
+  """
+  layer_map = list(layer_map) if layer_map is not None else None
+  if teacher is None or not uses_cache(stage, cache):
+    dataset = records.make_dataset([train_file], max_seq_length, batch_size, label_dtype=label_dtype, shuffle=True,
+                                   repeat=True, seed=seed, drop_remainder=True)
+    return dataset, layer_map
+  what = _CACHED_PARTS[stage]
+  # The cache replays its first pass, so the pass it records must be in file order: shuffling comes after it. The
+  # last batch keeps the remainder of the file, so that every example has its teacher outputs.
+  ordered = records.make_dataset([train_file], max_seq_length, batch_size, label_dtype=label_dtype)
+  cached = teacher_cache.cache_teacher_outputs(
+      teacher, ordered, layer_map, what, storage=cache_dir or "memory",
+      cache_key=f"{records.sha256_file(train_file)}-{batch_size}")
+  num_batches = -(-num_examples // batch_size)
+  if stage == "intermediate":
+    # Its losses do not use the labels, and its cached outputs are large: whole cached batches are shuffled, then
+    # cut into full batches again across the epoch boundary, as the uncached records are.
+    per_batch = teacher_cache.estimate_cache_bytes(
+        batch_size, max_seq_length, hidden_size=teacher_config.hidden_size,
+        num_heads=teacher_config.num_attention_heads, num_mapped_layers=len(layer_map), what=what)
+    buffer = max(1, min(num_batches, CACHED_SHUFFLE_BYTES // max(per_batch, 1)))
+    examples = cached.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).unbatch()
+    return examples.repeat().batch(batch_size, drop_remainder=True), teacher_cache.cached_layer_map(layer_map)
+  # The prediction stage learns the classes from these batches, so a training file sorted by label (bbc_news) must
+  # not give one-class batches: its examples are reshuffled one by one (logits are small) and batched again.
+  examples = cached.shuffle(num_batches, seed=seed, reshuffle_each_iteration=True).unbatch()
+  examples = examples.shuffle(num_batches * batch_size, seed=seed, reshuffle_each_iteration=True)
+  return examples.repeat().batch(batch_size, drop_remainder=True), layer_map

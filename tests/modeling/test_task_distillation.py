@@ -1,0 +1,104 @@
+"""The stage losses and the training data of task distillation, with and without the teacher-output cache."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from modeling import config as config_lib
+from modeling import records, task_distillation
+from modeling.models import build_task_model
+from tests import tiny
+
+SEQ = 8
+
+
+def _records(path, num_examples):
+  """Examples told apart by their second token (10 + index), labels alternating."""
+  with records.RecordWriter(path) as writer:
+    for i in range(num_examples):
+      ids = [2, 10 + i, 7, 3] + [0] * (SEQ - 4)
+      writer.write(records.serialize_example(ids, [1] * 4 + [0] * (SEQ - 4), [0] * SEQ, i % 2))
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def teacher():
+  tf.random.set_seed(0)
+  config = config_lib.config_from_dict(dict(tiny.TINY, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+                                       source="tiny")
+  model = build_task_model(config, 2)
+  model.trainable = False
+  return model, config
+
+
+def _batches(train_file, stage, num_examples, teacher, cache, count, batch_size=8):
+  model, config = teacher
+  dataset, layer_map = task_distillation.train_dataset(
+      train_file, stage, max_seq_length=SEQ, batch_size=batch_size, label_dtype=tf.int64, num_examples=num_examples,
+      seed=1, teacher=model, teacher_config=config, layer_map=[2, 4], cache=cache)
+  return list(dataset.take(count)), layer_map
+
+
+@pytest.mark.parametrize("stage, cache", [("prediction", "logits"), ("intermediate", "all"), ("prediction", "none")])
+def test_every_example_is_used(tmp_path, teacher, stage, cache):
+  train_file = _records(tmp_path / "train.tfrecord", 20)  # 2 full batches of 8 and a remainder of 4.
+  batches, _ = _batches(train_file, stage, 20, teacher, cache, count=3)
+  assert [int(b[0]["input_word_ids"].shape[0]) for b in batches] == [8, 8, 8]
+  seen = {int(i) for b in batches for i in b[0]["input_word_ids"][:, 1]}
+  assert seen == set(range(10, 30))  # The first 24 examples drawn include the whole first epoch.
+
+
+@pytest.mark.parametrize("stage, cache", [("prediction", "logits"), ("intermediate", "all")])
+def test_fewer_examples_than_one_batch_still_train(tmp_path, teacher, stage, cache):
+  train_file = _records(tmp_path / "train.tfrecord", 5)
+  batches, _ = _batches(train_file, stage, 5, teacher, cache, count=2)
+  assert len(batches) == 2
+  assert {int(i) for i in batches[0][0]["input_word_ids"][:, 1]} <= set(range(10, 15))
+  assert {int(i) for b in batches for i in b[0]["input_word_ids"][:, 1]} == set(range(10, 15))
+
+
+def test_cached_outputs_stay_with_their_examples(tmp_path, teacher):
+  """After the cache's batches are split and batched again, each example still carries its own teacher outputs."""
+  model, _ = teacher
+  train_file = _records(tmp_path / "train.tfrecord", 20)
+  (batch,), layer_map = _batches(train_file, "intermediate", 20, teacher, "all", count=1)
+  assert layer_map == [1, 2]  # The cache holds the mapped layers only.
+  features, _, cached = batch
+  expected = model(features, training=False)
+  # Hidden states and attention logits are cached in float16 (modeling/teacher_cache.py): half-precision rounding.
+  np.testing.assert_allclose(cached["hidden_states"][2], expected["hidden_states"][4], rtol=2e-3, atol=2e-3)
+  mask = features["input_mask"].numpy()[:, None, None, :].astype(bool)  # Masked keys are cached as zeros.
+  np.testing.assert_allclose(np.where(mask, cached["attention_logits"][0], 0),
+                             np.where(mask, expected["attention_logits"][1], 0), rtol=2e-3, atol=2e-3)
+  (batch,), layer_map = _batches(train_file, "prediction", 20, teacher, "logits", count=1)
+  assert layer_map == [2, 4]
+  np.testing.assert_allclose(batch[2]["logits"], model(batch[0], training=False)["logits"], atol=1e-5)
+
+
+def test_stage_losses(teacher):
+  model, config = teacher
+  student = build_task_model(config, 2)
+  features = {"input_word_ids": tf.constant([[2, 11, 3, 0]]), "input_mask": tf.constant([[1, 1, 1, 0]]),
+              "input_type_ids": tf.zeros([1, 4], tf.int32)}
+  labels = tf.constant([1])
+  finetune = task_distillation.make_loss_fn("finetune", student)((features, labels), False)
+  logits = student(features, training=False)["logits"].numpy()[0]
+  log_softmax = logits - np.log(np.exp(logits).sum())
+  assert finetune["total"].numpy() == pytest.approx(-log_softmax[1], rel=1e-5)
+  prediction = task_distillation.make_loss_fn("prediction", student, model, temperature=2.0, gold_label_weight=0.5)(
+      (features, labels), False)
+  teacher_logits = model(features, training=False)["logits"].numpy()[0]
+  soft = np.exp(teacher_logits / 2) / np.exp(teacher_logits / 2).sum()
+  student_log = logits / 2 - np.log(np.exp(logits / 2).sum())
+  assert prediction["prediction"].numpy() == pytest.approx(-(soft * student_log).sum(), rel=1e-5)
+  expected_total = float(prediction["prediction"] + 0.5 * finetune["gold"])
+  assert prediction["total"].numpy() == pytest.approx(expected_total, rel=1e-5)
+
+
+
+def test_plan_stages():
+  assert task_distillation.plan_stages(False, "both", 3, 1e-3) == (("finetune", 3, 1e-3),)
+  assert task_distillation.plan_stages(True, "both", 3, 1e-3, intermediate_epochs=10,
+                                       intermediate_learning_rate=5e-3) == (("intermediate", 10, 5e-3),
+                                                                            ("prediction", 3, 1e-3))
+  assert task_distillation.plan_stages(True, "prediction", 3, 1e-3, prediction_epochs=2) == (("prediction", 2, 1e-3),)
