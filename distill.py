@@ -26,7 +26,7 @@ from absl import flags, logging
 
 from modeling import cli, files, pipeline, tflite
 from modeling.config import ModelConfig, load_config, save_config
-from modeling.errors import UserError
+from modeling.errors import UserError, run_script
 from prepare_dataset import create_finetuning_data, dataset_processors
 
 FLAGS = flags.FLAGS
@@ -120,17 +120,6 @@ def find_teacher_vocab(folder: str) -> tuple[str, str]:
                   "the data must be tokenized with the teacher's own vocab")
 
 
-def teacher_head_size(folder: str) -> int | None:
-  """The label count of the task head in a teacher folder's checkpoint, or None when it has no head."""
-  import tensorflow as tf
-
-  from modeling.checkpoints import find_checkpoint
-  kind, prefix = find_checkpoint(folder)
-  if kind != "tf2":
-    return None
-  return next((shape[-1] for name, shape in tf.train.list_variables(prefix) if name.startswith("head/kernel/")), None)
-
-
 def _load_teacher(folder: str | None, num_labels: int | None) -> Teacher:
   if not folder:
     raise UserError("--teacher is required: a Hugging Face folder or an output folder of run_finetuning.py")
@@ -139,7 +128,8 @@ def _load_teacher(folder: str | None, num_labels: int | None) -> Teacher:
   config = cli.load_config_flag("teacher", os.path.join(folder, "config.json"))
   vocab_flag, vocab = find_teacher_vocab(folder)
   try:
-    head = teacher_head_size(folder)
+    from modeling.models import head_size_in
+    head = head_size_in(folder)
   except UserError as e:
     raise UserError(f"--teacher: {e}") from None
   if head is not None and num_labels is not None and head != num_labels:
@@ -281,4 +271,4 @@ def main():
 
 if __name__ == "__main__":
   define_flags()
-  cli.run(main)
+  run_script(main)
