@@ -44,13 +44,15 @@ def principal_directions(table: np.ndarray, k: int) -> np.ndarray:
   return _principal_components(table, k)[0]
 
 
-def _embedding_tables(encoder, role: str) -> tuple[tf.Variable, tf.Variable, tf.Variable]:
-  needed = ("_embedding_layer", "_position_embedding_layer", "_type_embedding_layer")
+def _embedding_tables(encoder, role: str) -> tuple[tf.Variable, tf.Variable, tf.Variable | None]:
+  """The token, position and token-type tables; the last is None for a family without token types (MPNet)."""
+  needed = ("_embedding_layer", "_position_embedding_layer")
   if not all(hasattr(encoder, name) for name in needed):
     raise UserError(f"--init_embeddings_from_teacher: the {role} is a {type(encoder).__name__}; only BERT-family "
-                    "encoders (bert, roberta, tinybert, albert) have the token/position/segment tables it sets")
+                    "encoders (bert, roberta, tinybert, albert, mpnet) have the token/position tables it sets")
   # Each layer owns exactly one variable, its table (tf-models names the position table privately).
-  return tuple(getattr(encoder, name).weights[0] for name in needed)
+  type_layer = getattr(encoder, "_type_embedding_layer", None)
+  return (*(getattr(encoder, name).weights[0] for name in needed), type_layer.weights[0] if type_layer else None)
 
 
 def init_embeddings_from_teacher(student, teacher, distillation=None) -> str:
@@ -70,8 +72,10 @@ def init_embeddings_from_teacher(student, teacher, distillation=None) -> str:
   """
   s_word, s_position, s_type = _embedding_tables(student, "student")
   t_word, t_position, t_type = _embedding_tables(teacher, "teacher")
+  # A side without token types (MPNet) has no type table to copy: the student keeps its own, if it has one.
+  copy_types = s_type is not None and t_type is not None
   for name, s, t in (("vocab_size", s_word, t_word), ("type_vocab_size", s_type, t_type)):
-    if s.shape[0] != t.shape[0]:
+    if (name == "vocab_size" or copy_types) and s.shape[0] != t.shape[0]:
       raise UserError(f"--init_embeddings_from_teacher needs the same {name}: student {s.shape[0]}, teacher "
                       f"{t.shape[0]}")
   if s_position.shape[0] > t_position.shape[0]:
@@ -85,7 +89,8 @@ def init_embeddings_from_teacher(student, teacher, distillation=None) -> str:
   directions, kept = (np.eye(width), 1.0) if k == width else _principal_components(teacher_word, k)
   s_word.assign((teacher_word @ directions).astype(s_word.dtype.as_numpy_dtype))
   s_position.assign((t_position.numpy()[:s_position.shape[0]] @ directions).astype(s_position.dtype.as_numpy_dtype))
-  s_type.assign((t_type.numpy() @ directions).astype(s_type.dtype.as_numpy_dtype))
+  if copy_types:
+    s_type.assign((t_type.numpy() @ directions).astype(s_type.dtype.as_numpy_dtype))
   message = (f"student embeddings set from the teacher's top {k} of {width} principal directions "
              f"({100 * kept:.1f}% of the token-embedding variance)")
   projections = getattr(distillation, "projections", None)
@@ -146,11 +151,16 @@ def init_from_teacher(student, teacher, layer_map: Sequence[int], distillation=N
                       f"{student._config[name]} and the teacher's {teacher._config[name]}; copying layers needs "
                       "the same block shape")
   s_tables, t_tables = _embedding_tables(student, "student"), _embedding_tables(teacher, "teacher")
-  for name, s, t in zip(("vocab_size", "max_position_embeddings", "type_vocab_size"), s_tables, t_tables):
+  tables = [(name, s, t) for name, s, t in zip(("vocab_size", "max_position_embeddings", "type_vocab_size"),
+                                                 s_tables, t_tables) if s is not None and t is not None]
+  for name, s, t in tables:
     if s.shape[0] != t.shape[0] and not (name == "max_position_embeddings" and s.shape[0] < t.shape[0]):
       raise UserError(f"--init_from_teacher needs the student's {name} ({s.shape[0]}) to be the teacher's "
                       f"({t.shape[0]})" + (" or fewer" if name == "max_position_embeddings" else ""))
-  copies = [(s, t.numpy()[:s.shape[0]]) for s, t in zip(s_tables, t_tables)]
+  copies = [(s, t.numpy()[:s.shape[0]]) for _, s, t in tables]
+  s_bias, t_bias = (getattr(e, "_relative_position_bias", None) for e in (student, teacher))
+  if s_bias is not None and t_bias is not None:  # MPNet's relative position bias, shared by every layer.
+    copies += [(s, t.numpy()) for s, t in zip(s_bias.weights, t_bias.weights)]
   copies += [(s, t.numpy()) for s, t in zip(student._embedding_norm_layer.weights, teacher._embedding_norm_layer.weights)]
   copies += [(s, t.numpy()) for s, t in zip(student._pooler_layer.weights, teacher._pooler_layer.weights)]
   for m, g in enumerate(layer_map):

@@ -210,3 +210,50 @@ def test_init_from_teacher_refusals(overrides, layer_map, message):
   student = build_encoder(_config(**dict({"num_hidden_layers": 2}, **overrides)))
   with pytest.raises(UserError, match=re.escape(message)):
     init_from_teacher(student, teacher, layer_map)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# MPNet has no token-type table: there is nothing of that kind to copy.
+
+
+def _mpnet(**overrides):
+  return build_encoder(config_from_dict(dict(tiny.TINY_MPNET, **overrides), "test"))
+
+
+def test_mpnet_narrower_student_gets_projected_token_and_position_tables():
+  tf.random.set_seed(0)
+  teacher, student = _mpnet(), _mpnet(hidden_size=8, intermediate_size=16, num_hidden_layers=2)
+  distillation = IntermediateDistillation(8, 16, [2, 4])
+  message = init_embeddings_from_teacher(student, teacher, distillation)
+  assert "top 8 of 16 principal directions" in message and "W_h" in message
+  t_word = teacher._embedding_layer.weights[0].numpy()
+  t_position = teacher._position_embedding_layer.weights[0].numpy()
+  gamma = teacher._embedding_norm_layer.gamma.numpy()
+  kernel = distillation.projections[0].kernel.numpy()
+  projector = _rank_k_projector(t_word, 8)
+  for student_layer, teacher_table in (("_embedding_layer", t_word), ("_position_embedding_layer", t_position)):
+    np.testing.assert_allclose(getattr(student, student_layer).weights[0].numpy() @ (kernel / gamma),
+                               teacher_table @ projector, atol=1e-4)
+
+
+def test_mpnet_teacher_bert_student_leaves_the_students_type_table():
+  tf.random.set_seed(0)
+  teacher = _mpnet()
+  student = build_encoder(_config(hidden_size=8, intermediate_size=16, num_hidden_layers=2))
+  before = student._type_embedding_layer.weights[0].numpy()
+  init_embeddings_from_teacher(student, teacher)
+  np.testing.assert_array_equal(student._type_embedding_layer.weights[0].numpy(), before)
+  assert not np.allclose(student._embedding_layer.weights[0].numpy()[:, 0], 0)
+
+
+def test_mpnet_equal_widths_copy_layers_and_the_relative_bias():
+  tf.random.set_seed(0)
+  teacher, student = _mpnet(), _mpnet(num_hidden_layers=2)
+  inputs = _encoder_inputs()
+  teacher(inputs), student(inputs)  # builds the relative position bias
+  init_from_teacher(student, teacher, [1, 2])
+  t_out, s_out = teacher(inputs), student(inputs)
+  for m in range(3):
+    np.testing.assert_allclose(s_out["hidden_states"][m], t_out["hidden_states"][m], atol=1e-5)
+  for m in range(2):
+    np.testing.assert_allclose(s_out["attention_logits"][m], t_out["attention_logits"][m], atol=1e-4)
