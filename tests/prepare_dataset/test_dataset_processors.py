@@ -1,6 +1,7 @@
 """Task processors read small files in each task's real layout, and the packaged data with a stable split."""
 
 import collections
+import hashlib
 import json
 import os
 
@@ -294,6 +295,17 @@ def test_yelp5_reads_the_csv_release(tmp_path):
     processor.get_examples(str(tmp_path), "dev")
 
 
+def test_yelp2_reads_the_polarity_release(tmp_path):
+  (tmp_path / "train.csv").write_text('"1","Cold food."\n"2","Lovely staff."\n')
+  (tmp_path / "test.csv").write_text('"2","Fine.\\nReally."\n')
+  processor = dp.get_processor("yelp-2")
+  assert processor.get_labels() == ["1", "2"] and "yelp_review_polarity_csv" in processor.layout
+  assert [_fields(e) for e in processor.get_examples(str(tmp_path), "dev")] == [("Fine. Really.", None, "2")]
+  (tmp_path / "train.csv").write_text('"3","Three stars."\n')
+  with pytest.raises(UserError, match=r"train.csv:1: unknown label '3'"):
+    dp.get_processor("yelp-2").get_examples(str(tmp_path), "train")
+
+
 def test_generic_tsv_with_named_columns_and_inferred_labels(tmp_path):
   _write_tsv(tmp_path / "train.tsv", [["id", "premise", "hypothesis", "stars"], ["1", "a", "b", "10"],
                                       ["2", "c", "d", "2"], ["3", "e", "f", "10"]])
@@ -327,6 +339,10 @@ def test_generic_csv_regression_without_header(tmp_path):
 
 def test_hash_split_rule():
   assert dp.hash_split("A three-hour cinema master class.") == dp.hash_split("A three-hour cinema master class.")
+  for text in ("A three-hour cinema master class.", "Dull.", "£15.8m"):  # the documented rule, computed here
+    bucket = int(hashlib.sha1(text.encode("utf-8")).hexdigest(), 16) % 10
+    expected = {8: "dev", 9: "test"}.get(bucket, "train")
+    assert dp.hash_split(text) == dp.split_of(text.encode("utf-8")) == expected
   buckets = collections.Counter(dp.hash_split(f"text {i}") for i in range(10000))
   assert 0.78 < buckets["train"] / 10000 < 0.82 and 0.08 < buckets["dev"] / 10000 < 0.12
 

@@ -1,6 +1,0 @@
-"""Makes the repository root importable for the old_demo tests."""
-
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
