@@ -82,12 +82,12 @@ EXPERIMENTS = {
         teacher=("bert", _MINILM),
         students=tuple((name, _TEXT_STUDENT) for name in ("bilstm", "bigru", "attention", "transformer")),
         train_examples=1000, valid_examples=400, test_examples=1000, teacher_train_examples=600, teacher_epochs=1,
-        teacher_learning_rate=5e-5, teacher_batch_size=16, max_epochs=4, batch_size=32,
+        teacher_learning_rate=8e-5, teacher_batch_size=16, max_epochs=4, batch_size=32,
         grid=((2.0, 0.5, 0.5), (5.0, 0.1, 0.9))),
     "mnist": Experiment(
         teacher=("cnn", {}), students=(("mlp", {"hidden_units": [64]}),), train_examples=None, valid_examples=None,
         test_examples=None, teacher_train_examples=None, teacher_epochs=15, teacher_learning_rate=1e-3,
-        teacher_batch_size=64, max_epochs=30, batch_size=64, grid=((2.0, 0.5, 0.5), (5.0, 0.5, 0.5), (5.0, 0.1, 0.9), (10.0, 0.1, 0.9))),
+        teacher_batch_size=64, max_epochs=80, batch_size=64, grid=((2.0, 0.5, 0.5), (5.0, 0.1, 0.9))),
 }
 
 
@@ -168,9 +168,12 @@ def _logits(model: tf_keras.Model, x: np.ndarray, batch_size: int = 64) -> np.nd
 def teacher_outputs(task: str, data: datasets.TaskData, experiment: Experiment, cache_dir: str) -> dict:
   """Trains the teacher once (seed 0) and returns its logits per split and its accuracies, cached on disk.
 
-  The cache file is named by a hash of the task and the experiment, so a changed setting trains a new teacher.
+  The cache file is named by a hash of the task and of the settings the teacher and the data depend on, so a changed
+  setting trains a new teacher while changed student settings reuse it.
   """
-  key = hashlib.sha1(repr((task, experiment)).encode()).hexdigest()[:12]
+  settings = {field: value for field, value in dataclasses.asdict(experiment).items()
+              if field.startswith(("teacher", "train_", "valid_", "test_"))}
+  key = hashlib.sha1(repr((task, sorted(settings.items()))).encode()).hexdigest()[:12]
   path = os.path.join(cache_dir, f"{task}-{key}.npz")
   if os.path.isfile(path):
     with np.load(path) as cached:

@@ -6,8 +6,8 @@ the registry.
 Text corpora are read by the task processors of `prepare_dataset/dataset_processors.py`, so this demo and the TinyBERT
 scripts see the same texts in the same splits. Splits follow one rule, `dataset_processors.split_of`: sha1 of an
 example's key, as a number, mod 10 is 0..7 for train, 8 for validation ("dev") and 9 for test.
-- The packaged corpora without an official split (rotten_tomatoes, bbc_news, imdb_reviews) take the processors' splits as they are,
-  the key being the UTF-8 text.
+- The packaged corpora without an official split (rotten_tomatoes, bbc_news, imdb_reviews) take the processors'
+  splits as they are, the key being the UTF-8 text.
 - The images (mnist, digits) use the same rule with the raw float32 pixel bytes as the key.
 - A dataset with an official test split (imdb, yelp, mnli) keeps it; its train split is divided by the same rule, the
   validation bucket becoming validation and the test bucket staying in train.
