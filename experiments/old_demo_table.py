@@ -81,13 +81,13 @@ EXPERIMENTS = {
     "imdb_reviews": Experiment(
         teacher=("bert", _MINILM),
         students=tuple((name, _TEXT_STUDENT) for name in ("bilstm", "bigru", "attention", "transformer")),
-        train_examples=1000, valid_examples=400, test_examples=1000, teacher_train_examples=600, teacher_epochs=1,
+        train_examples=1000, valid_examples=400, test_examples=1000, teacher_train_examples=1000, teacher_epochs=2,
         teacher_learning_rate=8e-5, teacher_batch_size=16, max_epochs=4, batch_size=32,
         grid=((2.0, 0.5, 0.5), (5.0, 0.1, 0.9))),
     "mnist": Experiment(
         teacher=("cnn", {}), students=(("mlp", {"hidden_units": [64]}),), train_examples=None, valid_examples=None,
         test_examples=None, teacher_train_examples=None, teacher_epochs=15, teacher_learning_rate=1e-3,
-        teacher_batch_size=64, max_epochs=80, batch_size=64, grid=((2.0, 0.5, 0.5), (5.0, 0.1, 0.9))),
+        teacher_batch_size=64, max_epochs=150, batch_size=64, grid=((2.0, 0.5, 0.5), (5.0, 0.1, 0.9))),
 }
 
 
