@@ -61,7 +61,7 @@ def test_imdb_loads_from_the_aclimdb_layout(tmp_path):
   assert set(data.test[1]) == {0, 1}
 
 
-@pytest.mark.parametrize("task", ["rotten_tomatoes", "bbc_news"])
+@pytest.mark.parametrize("task", ["rotten_tomatoes", "bbc_news", "imdb_reviews"])
 def test_packaged_corpora_have_the_same_splits_as_the_processors(task):
   data = datasets.get_dataset(task)(None)
   processor = dataset_processors.get_processor(task)
