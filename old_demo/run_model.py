@@ -33,22 +33,22 @@ def run() -> float:
   import tf_keras
 
   from modeling import files
-  from old_demo import distillation, utils
+  from old_demo import architectures, datasets, distiller, saving
 
-  builder = utils.get_architecture(FLAGS.arch)
-  load_task = utils.get_dataset(FLAGS.task)
-  config = utils.parse_config(FLAGS.config, "config")
+  builder = architectures.get_architecture(FLAGS.arch)
+  load_task = datasets.get_dataset(FLAGS.task)
+  config = architectures.parse_config(FLAGS.config, "config")
   if FLAGS.epochs < 1 or FLAGS.batch_size < 1:
     raise UserError(f"--epochs and --batch_size must be >= 1, got {FLAGS.epochs} and {FLAGS.batch_size}")
   files.ensure_writable_dir(FLAGS.weights_dir, "weights_dir")
   data = load_task(FLAGS.data_dir)
   tf_keras.utils.set_random_seed(FLAGS.seed)
-  model = utils.build_model(FLAGS.arch, builder, data, config)
-  distillation.fit_supervised(model, data.train, data.valid, task_type=data.task_type, epochs=FLAGS.epochs,
-                              batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
-                              verbose=2)
-  utils.save_model(model, FLAGS.weights_dir, FLAGS.name, FLAGS.arch, config, FLAGS.task)
-  return distillation.evaluate_accuracy(model, data.test, data.task_type)
+  model = architectures.build_model(FLAGS.arch, builder, data, config)
+  distiller.fit_supervised(model, data.train, data.valid, task_type=data.task_type, epochs=FLAGS.epochs,
+                           batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
+                           verbose=2)
+  saving.save_model(model, FLAGS.weights_dir, FLAGS.name, FLAGS.arch, config, FLAGS.task)
+  return distiller.evaluate_accuracy(model, data.test, data.task_type)
 
 
 def main():

