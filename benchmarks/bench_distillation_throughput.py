@@ -169,24 +169,24 @@ def fuse_qkv(encoder) -> int:
   return count
 
 
-def measure(name: str, batch: int, seq: int, steps: int, loops: int, profile: bool = False) -> dict:
-  """Runs one configuration in this process; returns its measurements (with `profile`, also its op profile)."""
-  options = config_options(name)
-  dtype, jit_compile = options["dtype"], options["jit_compile"]
-  teacher_dtype = options["teacher_dtype"] or dtype
+def build_loop(options: dict, batch: int, seq: int, total_steps: int, output_dir: str, name: str):
+  """The project's distillation `TrainLoop` for one set of options (threads and env must already be in place).
+
+  Returns:
+    (loop, info): the loop over a constant synthetic batch, and a dict of what was built (teacher dtype, how many
+    attention layers were fused, the step's FLOPs).
+  """
   import tensorflow as tf
 
   from modeling import load_config, training
-  training.set_threads(options["intra"], options["inter"])
   from modeling.encoders import build_encoder
   from modeling.losses import IntermediateDistillation, parse_layer_map
-
-  peak = matmul_peak()
+  dtype = options["dtype"]
+  teacher_dtype = options["teacher_dtype"] or dtype
   training.configure_determinism(0)
   teacher_config, student_config = load_config(TEACHER_CONFIG), load_config(STUDENT_CONFIG)
   strategy = training.make_strategy("one_device")
   layer_map = parse_layer_map(LAYER_MAP, teacher_config.num_hidden_layers, student_config.num_hidden_layers)
-  total_steps = steps * (loops + 1)
   with strategy.scope():
     training.set_dtype(teacher_dtype)
     teacher = build_encoder(teacher_config)
@@ -212,13 +212,30 @@ def measure(name: str, batch: int, seq: int, steps: int, loops: int, profile: bo
   features = {"input_word_ids": rng.uniform([batch, seq], 0, teacher_config.vocab_size, tf.int32),
               "input_mask": tf.ones([batch, seq], tf.int32), "input_type_ids": tf.zeros([batch, seq], tf.int32)}
   dataset = tf.data.Dataset.from_tensors(features).repeat()
+  loop = training.TrainLoop(
+      strategy=strategy, loss_fn=loss_fn,
+      variables_fn=lambda: student.trainable_variables + distillation.trainable_variables,
+      optimizer=optimizer, dataset=dataset, checkpoint_objects={"encoder": student, "projection": distillation},
+      output_dir=output_dir, global_batch_size=batch, steps_per_loop=total_steps, save_checkpoint_steps=10 ** 9,
+      models=[student], name=name, jit_compile=options["jit_compile"])
+  info = {"dtype": dtype, "teacher_dtype": teacher_dtype, "jit_compile": options["jit_compile"],
+          "teacher_jit": options["teacher_jit"], "fused_qkv_layers": fused, "env": options["env"],
+          "flops": step_flops(teacher_config, student_config, batch, seq)}
+  return loop, info
+
+
+def measure(name: str, batch: int, seq: int, steps: int, loops: int, profile: bool = False) -> dict:
+  """Runs one configuration in this process; returns its measurements (with `profile`, also its op profile)."""
+  options = config_options(name)
+  import tensorflow as tf
+
+  from modeling import training
+  training.set_threads(options["intra"], options["inter"])
+  peak = matmul_peak()
+  total_steps = steps * (loops + 1)
   with tempfile.TemporaryDirectory() as output_dir:
-    loop = training.TrainLoop(
-        strategy=strategy, loss_fn=loss_fn,
-        variables_fn=lambda: student.trainable_variables + distillation.trainable_variables,
-        optimizer=optimizer, dataset=dataset, checkpoint_objects={"encoder": student, "projection": distillation},
-        output_dir=output_dir, global_batch_size=batch, steps_per_loop=steps, save_checkpoint_steps=10 ** 9,
-        models=[student], name=name, jit_compile=jit_compile)
+    loop, info = build_loop(options, batch, seq, total_steps, output_dir, name)
+    loop.steps_per_loop = steps
     start = time.perf_counter()
     loop.run(steps)  # Traces (and with XLA compiles) the step; not timed.
     warmup_seconds = time.perf_counter() - start
@@ -231,11 +248,10 @@ def measure(name: str, batch: int, seq: int, steps: int, loops: int, profile: bo
       loop.run(total_steps + steps)
       tf.profiler.experimental.stop()
       op_profile = summarize_op_profile(os.path.join(output_dir, "profile"))
-  flops = step_flops(teacher_config, student_config, batch, seq)
+  flops = info.pop("flops")
   examples_per_second = max(rates)
   achieved = examples_per_second / batch * flops["total"]
-  return {"config": name, "dtype": dtype, "jit_compile": jit_compile, "teacher_dtype": teacher_dtype,
-          "teacher_jit": options["teacher_jit"], "fused_qkv_layers": fused, "env": options["env"],
+  return {"config": name, **info,
           "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
           "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
           "examples_per_second": round(examples_per_second, 3),
