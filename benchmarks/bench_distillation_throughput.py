@@ -17,6 +17,10 @@ passes). Not counted: embeddings, the pooler, the W_h projection (312→384), so
 the losses and the optimizer update. At batch 32, seq 128 this is 211.5 GFLOP per step
 (teacher 91.8 GFLOP, student 3 × 39.9 GFLOP).
 
+Configurations (`CONFIGS`) set the dtype, the teacher's dtype, XLA on the step or on the teacher's forward only, a
+fused-QKV prototype, thread pools and environment variables (e.g. `TF_ENABLE_ONEDNN_OPTS`); `build_loop` builds the
+step for one of them, and bench_step_variants.py / bench_vs_pytorch.py reuse it.
+
 Usage:
   python3 benchmarks/bench_distillation_throughput.py [--steps 2] [--loops 2] [--batch_size 32] \
       [--configs fp32,fp32_xla,bf16,fp32_intra2_inter1] [--profile]
