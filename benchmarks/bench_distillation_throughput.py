@@ -17,6 +17,10 @@ passes). Not counted: embeddings, the pooler, the W_h projection (312→384), so
 the losses and the optimizer update. At batch 32, seq 128 this is 211.5 GFLOP per step
 (teacher 91.8 GFLOP, student 3 × 39.9 GFLOP).
 
+Configurations (`CONFIGS`) set the dtype, the teacher's dtype, XLA on the step or on the teacher's forward only, a
+fused-QKV prototype, thread pools and environment variables (e.g. `TF_ENABLE_ONEDNN_OPTS`); `build_loop` builds the
+step for one of them, and bench_step_variants.py / bench_vs_pytorch.py reuse it.
+
 Usage:
   python3 benchmarks/bench_distillation_throughput.py [--steps 2] [--loops 2] [--batch_size 32] \
       [--configs fp32,fp32_xla,bf16,fp32_intra2_inter1] [--profile]
@@ -38,16 +42,38 @@ RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 TEACHER_CONFIG = os.path.join(ROOT, "configs", "minilm_l6_h384.json")
 STUDENT_CONFIG = os.path.join(ROOT, "configs", "tinybert_4l_312.json")
 
-# name -> (dtype, jit_compile, intra_op_threads, inter_op_threads); 0 threads leaves TF's default.
+# name -> options; any option left out takes its value from DEFAULT_OPTIONS. dtype is the Keras policy of the
+# student (and of the teacher unless teacher_dtype says otherwise); jit_compile is XLA on the whole step (TrainLoop's
+# own flag); teacher_jit is XLA on the teacher's forward only; fused_qkv computes Q, K and V with one matmul (see
+# `fuse_qkv`); intra/inter are the thread pools (0 leaves TF's default); env is set before TensorFlow starts.
+DEFAULT_OPTIONS = {"dtype": "float32", "teacher_dtype": None, "jit_compile": False, "teacher_jit": False,
+                   "fused_qkv": False, "intra": 0, "inter": 0, "env": {}}
+_T21 = {"intra": 2, "inter": 1}
 CONFIGS = {
-    "fp32": ("float32", False, 0, 0),
-    "fp32_xla": ("float32", True, 0, 0),
-    "bf16": ("bfloat16", False, 0, 0),
-    "bf16_xla": ("bfloat16", True, 0, 0),
-    "fp32_intra1": ("float32", False, 1, 1),
-    "fp32_intra2_inter1": ("float32", False, 2, 1),
-    "fp32_xla_intra2_inter1": ("float32", True, 2, 1),
+    "fp32": {},
+    "fp32_xla": {"jit_compile": True},
+    "bf16": {"dtype": "bfloat16"},
+    "bf16_xla": {"dtype": "bfloat16", "jit_compile": True},
+    "fp32_intra1": {"intra": 1, "inter": 1},
+    "fp32_intra2_inter1": dict(_T21),
+    "fp32_xla_intra2_inter1": dict(_T21, jit_compile=True),
+    "bf16_intra2_inter1": dict(_T21, dtype="bfloat16"),
+    "bf16_xla_intra2_inter1": dict(_T21, dtype="bfloat16", jit_compile=True),
+    # Item-2 prototypes (issue 14): what each would give if wired into the library.
+    "fp32_teacher_bf16_intra2_inter1": dict(_T21, teacher_dtype="bfloat16"),
+    "fp32_teacher_xla_intra2_inter1": dict(_T21, teacher_jit=True),
+    "fp32_fused_qkv_intra2_inter1": dict(_T21, fused_qkv=True),
+    "bf16_fused_qkv_intra2_inter1": dict(_T21, dtype="bfloat16", fused_qkv=True),
+    "bf16_teacher_xla_intra2_inter1": dict(_T21, dtype="bfloat16", teacher_jit=True),
+    "fp32_no_onednn_intra2_inter1": dict(_T21, env={"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "bf16_no_onednn_intra2_inter1": dict(_T21, dtype="bfloat16", env={"TF_ENABLE_ONEDNN_OPTS": "0"}),
 }
+
+
+def config_options(name: str) -> dict:
+  return dict(DEFAULT_OPTIONS, **CONFIGS[name])
+
+
 LAYER_MAP = "2,3,5,6"  # 6 teacher layers onto 4 (no uniform map exists), as the demo and the experiments use.
 DEFAULT_CONFIGS = "fp32,fp32_xla,bf16,fp32_intra2_inter1"
 
@@ -113,35 +139,75 @@ def matmul_peak(size: int = 2048, chain: int = 8, repeats: int = 5) -> float:
   return chain * 2 * size ** 3 / best
 
 
-def measure(name: str, batch: int, seq: int, steps: int, loops: int, profile: bool = False) -> dict:
-  """Runs one configuration in this process; returns its measurements (with `profile`, also its op profile)."""
-  dtype, jit_compile, intra, inter = CONFIGS[name]
+def fuse_qkv(encoder) -> int:
+  """Prototype: every self-attention layer of `encoder` computes Q, K and V with one einsum; returns how many.
+
+  The three [h, heads, head_size] kernels (and biases) are concatenated on the heads axis at each call, so the
+  variables and checkpoints stay those of Keras' `MultiHeadAttention`; the concat costs one small copy per layer.
+  """
+  from modeling.encoders import AttentionWithLogits
+
+  class FusedQKVAttention(AttentionWithLogits):
+    def call(self, query, value, key=None, attention_mask=None, return_attention_scores=False, training=None,
+             use_causal_mask=False):
+      if query is not value or (key is not None and key is not value) or not self._built_from_signature:
+        return super().call(query, value, key=key, attention_mask=attention_mask, training=training,
+                            return_attention_scores=return_attention_scores, use_causal_mask=use_causal_mask)
+      import tensorflow as tf
+      attention_mask = self._compute_attention_mask(query, value, attention_mask=attention_mask,
+                                                    use_causal_mask=use_causal_mask)
+      dense = (self._query_dense, self._key_dense, self._value_dense)
+      kernel = tf.cast(tf.concat([d.kernel for d in dense], axis=1), query.dtype)
+      bias = tf.cast(tf.concat([d.bias for d in dense], axis=0), query.dtype)
+      q, k, v = tf.split(tf.einsum("abc,cde->abde", query, kernel) + bias, 3, axis=2)
+      output, scores = self._compute_attention(q, k, v, attention_mask, training)
+      output = self._output_dense(output)
+      return (output, scores) if return_attention_scores else output
+
+  count = 0
+  for layer in encoder.submodules:
+    if type(layer) is AttentionWithLogits:
+      layer.__class__ = FusedQKVAttention
+      count += 1
+  return count
+
+
+def build_loop(options: dict, batch: int, seq: int, total_steps: int, output_dir: str, name: str):
+  """The project's distillation `TrainLoop` for one set of options (threads and env must already be in place).
+
+  Returns:
+    (loop, info): the loop over a constant synthetic batch, and a dict of what was built (teacher dtype, how many
+    attention layers were fused, the step's FLOPs).
+  """
   import tensorflow as tf
-  if intra:
-    tf.config.threading.set_intra_op_parallelism_threads(intra)
-  if inter:
-    tf.config.threading.set_inter_op_parallelism_threads(inter)
+
   from modeling import load_config, training
   from modeling.encoders import build_encoder
   from modeling.losses import IntermediateDistillation, parse_layer_map
-
-  peak = matmul_peak()
+  dtype = options["dtype"]
+  teacher_dtype = options["teacher_dtype"] or dtype
   training.configure_determinism(0)
   teacher_config, student_config = load_config(TEACHER_CONFIG), load_config(STUDENT_CONFIG)
   strategy = training.make_strategy("one_device")
-  training.set_dtype(dtype)
   layer_map = parse_layer_map(LAYER_MAP, teacher_config.num_hidden_layers, student_config.num_hidden_layers)
-  total_steps = steps * (loops + 1)
   with strategy.scope():
+    training.set_dtype(teacher_dtype)
     teacher = build_encoder(teacher_config)
     teacher.trainable = False
+    training.set_dtype(dtype)
     student = build_encoder(student_config)
     distillation = IntermediateDistillation(student_config.hidden_size, teacher_config.hidden_size, layer_map,
                                             initializer_range=student_config.initializer_range)
     optimizer = training.make_optimizer(5e-5, total_steps, 0, dtype)
+  fused = fuse_qkv(teacher) + fuse_qkv(student) if options["fused_qkv"] else 0
+
+  def teacher_forward(features):
+    return teacher(features, training=False)
+  if options["teacher_jit"]:
+    teacher_forward = tf.function(teacher_forward, jit_compile=True)
 
   def loss_fn(features, is_training):  # The loss of run_pretraining.py.
-    teacher_outputs = teacher(features, training=False)
+    teacher_outputs = teacher_forward(features)
     student_outputs = student(features, training=is_training)
     return distillation(student_outputs, teacher_outputs, features["input_mask"])
 
@@ -149,13 +215,30 @@ def measure(name: str, batch: int, seq: int, steps: int, loops: int, profile: bo
   features = {"input_word_ids": rng.uniform([batch, seq], 0, teacher_config.vocab_size, tf.int32),
               "input_mask": tf.ones([batch, seq], tf.int32), "input_type_ids": tf.zeros([batch, seq], tf.int32)}
   dataset = tf.data.Dataset.from_tensors(features).repeat()
+  loop = training.TrainLoop(
+      strategy=strategy, loss_fn=loss_fn,
+      variables_fn=lambda: student.trainable_variables + distillation.trainable_variables,
+      optimizer=optimizer, dataset=dataset, checkpoint_objects={"encoder": student, "projection": distillation},
+      output_dir=output_dir, global_batch_size=batch, steps_per_loop=total_steps, save_checkpoint_steps=10 ** 9,
+      models=[student], name=name, jit_compile=options["jit_compile"])
+  info = {"dtype": dtype, "teacher_dtype": teacher_dtype, "jit_compile": options["jit_compile"],
+          "teacher_jit": options["teacher_jit"], "fused_qkv_layers": fused, "env": options["env"],
+          "flops": step_flops(teacher_config, student_config, batch, seq)}
+  return loop, info
+
+
+def measure(name: str, batch: int, seq: int, steps: int, loops: int, profile: bool = False) -> dict:
+  """Runs one configuration in this process; returns its measurements (with `profile`, also its op profile)."""
+  options = config_options(name)
+  import tensorflow as tf
+
+  from modeling import training
+  training.set_threads(options["intra"], options["inter"])
+  peak = matmul_peak()
+  total_steps = steps * (loops + 1)
   with tempfile.TemporaryDirectory() as output_dir:
-    loop = training.TrainLoop(
-        strategy=strategy, loss_fn=loss_fn,
-        variables_fn=lambda: student.trainable_variables + distillation.trainable_variables,
-        optimizer=optimizer, dataset=dataset, checkpoint_objects={"encoder": student, "projection": distillation},
-        output_dir=output_dir, global_batch_size=batch, steps_per_loop=steps, save_checkpoint_steps=10 ** 9,
-        models=[student], name=name, jit_compile=jit_compile)
+    loop, info = build_loop(options, batch, seq, total_steps, output_dir, name)
+    loop.steps_per_loop = steps
     start = time.perf_counter()
     loop.run(steps)  # Traces (and with XLA compiles) the step; not timed.
     warmup_seconds = time.perf_counter() - start
@@ -168,10 +251,10 @@ def measure(name: str, batch: int, seq: int, steps: int, loops: int, profile: bo
       loop.run(total_steps + steps)
       tf.profiler.experimental.stop()
       op_profile = summarize_op_profile(os.path.join(output_dir, "profile"))
-  flops = step_flops(teacher_config, student_config, batch, seq)
+  flops = info.pop("flops")
   examples_per_second = max(rates)
   achieved = examples_per_second / batch * flops["total"]
-  return {"config": name, "dtype": dtype, "jit_compile": jit_compile,
+  return {"config": name, **info,
           "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
           "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
           "examples_per_second": round(examples_per_second, 3),
@@ -188,7 +271,8 @@ def run_worker(name: str, args, profile: bool = False) -> dict:
              "--seq_length", str(args.seq_length), "--steps", str(args.steps), "--loops", str(args.loops)]
   if profile:
     command.append("--profile")
-  completed = subprocess.run(command, check=False, capture_output=True, text=True)
+  env = dict(os.environ, **config_options(name)["env"])
+  completed = subprocess.run(command, check=False, capture_output=True, text=True, env=env)
   lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
   if completed.returncode or not lines:
     print(f"# {name} failed:\n{completed.stderr[-3000:]}", file=sys.stderr)

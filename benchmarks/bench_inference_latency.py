@@ -1,19 +1,24 @@
 r"""Inference latency of TinyBERT4, the MiniLM-L6 teacher and BERT-base, side by side in one run.
 
 Each model is a `modeling.models.TaskModel` (encoder + 2-label head, random weights: latency does not depend on
-them) served three ways, all on token ids of a fixed [batch, seq] shape:
-  keras        the Keras model called inside a `tf.function`;
-  saved_model  `tf.saved_model.save` of a `tf.Module` with a token-id signature (as run_finetuning.py's `serve_ids`),
-               reloaded with `tf.saved_model.load` and called through the signature;
-  tflite       `tf.lite.TFLiteConverter.from_concrete_functions` on a fixed-shape concrete function (builtins plus
-               select TF ops, as run_finetuning.py's export), run by `tf.lite.Interpreter(num_threads=2)`.
-Every cell is warmed up, then called until `--repeats` calls or `--max_seconds` (at least `--min_repeats`); the
-median and 90th percentile are reported. Cells run batch by batch and mode by mode with the three models back to
-back, so each ratio against BERT-base compares measurements taken minutes apart at most.
+them) served four ways, all on token ids of a fixed [batch, seq] shape:
+  keras            the Keras model called inside a `tf.function`;
+  saved_model      `tf.saved_model.save` of `modeling.serving.serving_module` (the export's `serve_ids` signature),
+                   reloaded with `tf.saved_model.load` and called through the signature;
+  saved_model_xla  the same with `jit_compile=True` (needs `--xla_cpu_compilation_enabled` under TF Serving);
+  tflite           `tf.lite.TFLiteConverter.from_concrete_functions` on a fixed-shape concrete function (builtins plus
+                   select TF ops, as run_finetuning.py's export), run by ai_edge_litert's `Interpreter`
+                   (`tf.lite.Interpreter` when ai_edge_litert is missing) with 2 threads.
+For each batch size and model, every mode is built and warmed up, then the modes are called in turn, one call
+each per round, until `--repeats` rounds or `--max_seconds` (at least `--min_repeats`): the modes of one model
+share the machine's load, so `vs_tflite` (a mode's median over TFLite's) holds on a busy machine too. The median,
+25th and 90th percentiles are reported. The ratio against BERT-base compares measurements taken minutes apart.
+TensorFlow's thread pools can be set with `--intra_op_threads` / `--inter_op_threads` (TF Serving's
+`--tensorflow_intra_op_parallelism` / `--tensorflow_inter_op_parallelism`).
 
 Usage:
-  python3 benchmarks/bench_inference_latency.py [--batch_sizes 1,32] [--modes keras,saved_model,tflite] \
-      [--repeats 30] [--max_seconds 8]
+  python3 benchmarks/bench_inference_latency.py [--batch_sizes 1,32] [--modes keras,saved_model,saved_model_xla,tflite] \
+      [--repeats 30] [--max_seconds 8] [--intra_op_threads 2 --inter_op_threads 1]
 """
 
 import argparse
@@ -30,7 +35,7 @@ from bench_distillation_throughput import ROOT, machine_info, save_results
 MODELS = {"tinybert4": "configs/tinybert_4l_312.json", "minilm_l6": "configs/minilm_l6_h384.json",
           "bert_base": "configs/bert_base.json"}
 BASELINE = "bert_base"
-MODES = ("keras", "saved_model", "tflite")
+MODES = ("keras", "saved_model", "saved_model_xla", "tflite")
 FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
 
 
@@ -46,29 +51,44 @@ def keras_runner(model, batch, seq, workdir):
   return lambda inputs: predict({k: tf.constant(v) for k, v in inputs.items()}).numpy()
 
 
-def saved_model_runner(model, batch, seq, workdir):
+def saved_model_runner(model, batch, seq, workdir, jit_compile=False):
   import tensorflow as tf
-  module = tf.Module()
-  module.model = model
-  spec = {k: tf.TensorSpec([None, seq], tf.int32, name=k) for k in FEATURES}
-  module.serve_ids = tf.function(lambda features: {"logits": model(features, training=False)["logits"]},
-                                 input_signature=[spec])
-  path = os.path.join(workdir, f"saved_model_{model.name}")
+
+  from modeling import serving
+  path = os.path.join(workdir, f"saved_model_{model.name}{'_xla' if jit_compile else ''}")
   if not os.path.isdir(path):
-    tf.saved_model.save(module, path, signatures={"serve_ids": module.serve_ids})
+    module, signatures = serving.serving_module(model, seq, jit_compile=jit_compile)
+    tf.saved_model.save(module, path, signatures=signatures)
   serve = tf.saved_model.load(path).signatures["serve_ids"]
-  return lambda inputs: serve(**{k: tf.constant(v) for k, v in inputs.items()})["logits"].numpy()
+  return lambda inputs: serve(**{k: tf.constant(v) for k, v in inputs.items()})["probabilities"].numpy()
+
+
+def saved_model_xla_runner(model, batch, seq, workdir):
+  return saved_model_runner(model, batch, seq, workdir, jit_compile=True)
+
+
+def make_interpreter(content: bytes, num_threads: int):
+  """ai_edge_litert's Interpreter (tf.lite.Interpreter is deprecated), or TF's when it is not installed."""
+  try:
+    from ai_edge_litert.interpreter import Interpreter
+  except ImportError:
+    import tensorflow as tf
+    Interpreter = tf.lite.Interpreter
+  return Interpreter(model_content=content, num_threads=num_threads)
 
 
 def tflite_runner(model, batch, seq, workdir):
   import tensorflow as tf
   specs = [tf.TensorSpec([batch, seq], tf.int32, name=k) for k in FEATURES]
-  concrete = tf.function(lambda w, m, t: model(dict(zip(FEATURES, (w, m, t))), training=False)["logits"],
-                         input_signature=specs).get_concrete_function()
+
+  from modeling import serving
+  concrete = tf.function(
+      lambda w, m, t: serving.task_outputs(model(dict(zip(FEATURES, (w, m, t))), training=False)["logits"], False),
+      input_signature=specs).get_concrete_function()
   converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
   content = converter.convert()
-  interpreter = tf.lite.Interpreter(model_content=content, num_threads=2)
+  interpreter = make_interpreter(content, num_threads=2)
   interpreter.allocate_tensors()
   inputs_by_name = {}
   for detail in interpreter.get_input_details():
@@ -77,7 +97,7 @@ def tflite_runner(model, batch, seq, workdir):
       name = FEATURES["wmt".index(detail["name"].split("_")[-1].split(":")[0][-1])]
     inputs_by_name[name] = detail["index"]
   output_index = interpreter.get_output_details()[0]["index"]
-  runner_info = {"tflite_bytes": len(content)}
+  runner_info = {"tflite_bytes": len(content), "interpreter": type(interpreter).__module__}
 
   def run(inputs):
     for name, index in inputs_by_name.items():
@@ -88,19 +108,28 @@ def tflite_runner(model, batch, seq, workdir):
   return run
 
 
-RUNNERS = {"keras": keras_runner, "saved_model": saved_model_runner, "tflite": tflite_runner}
+RUNNERS = {"keras": keras_runner, "saved_model": saved_model_runner, "saved_model_xla": saved_model_xla_runner,
+           "tflite": tflite_runner}
 
 
-def time_calls(run, inputs, warmup: int, repeats: int, min_repeats: int, max_seconds: float) -> dict:
-  for _ in range(warmup):
-    run(inputs)
-  times, start = [], time.perf_counter()
-  while len(times) < repeats and (len(times) < min_repeats or time.perf_counter() - start < max_seconds):
-    call_start = time.perf_counter()
-    run(inputs)
-    times.append(time.perf_counter() - call_start)
-  return {"median_ms": round(float(np.median(times)) * 1e3, 2), "p90_ms": round(float(np.percentile(times, 90)) * 1e3, 2),
-          "calls": len(times)}
+def time_interleaved(runs: dict, inputs, warmup: int, repeats: int, min_repeats: int, max_seconds: float) -> dict:
+  """Calls every runner once per round, rotating the order, and returns each one's latency statistics."""
+  names = list(runs)
+  for name in names:
+    for _ in range(warmup):
+      runs[name](inputs)
+  times = {name: [] for name in names}
+  start = time.perf_counter()
+  rounds = 0
+  while rounds < repeats and (rounds < min_repeats or time.perf_counter() - start < max_seconds * len(names)):
+    for name in names[rounds % len(names):] + names[:rounds % len(names)]:
+      call_start = time.perf_counter()
+      runs[name](inputs)
+      times[name].append(time.perf_counter() - call_start)
+    rounds += 1
+  return {name: {"median_ms": round(float(np.median(t)) * 1e3, 2), "p25_ms": round(float(np.percentile(t, 25)) * 1e3, 2),
+                 "p90_ms": round(float(np.percentile(t, 90)) * 1e3, 2), "calls": len(t)}
+          for name, t in times.items()}
 
 
 def main():
@@ -108,28 +137,35 @@ def main():
   parser.add_argument("--batch_sizes", default="1,32")
   parser.add_argument("--seq_length", type=int, default=128)
   parser.add_argument("--modes", default=",".join(MODES))
-  parser.add_argument("--models", default=",".join(MODELS), help=f"Comma-separated; must include {BASELINE}.")
+  parser.add_argument("--models", default=",".join(MODELS),
+                      help=f"Comma-separated; speed-ups against {BASELINE} when it is among them.")
   parser.add_argument("--repeats", type=int, default=30, help="Most timed calls per cell.")
   parser.add_argument("--min_repeats", type=int, default=3, help="Fewest timed calls per cell.")
   parser.add_argument("--max_seconds", type=float, default=8.0, help="Stop timing a cell after this (>= min_repeats).")
   parser.add_argument("--warmup", type=int, default=2, help="Untimed calls per cell.")
+  parser.add_argument("--intra_op_threads", type=int, default=0, help="TensorFlow intra-op threads; 0: default.")
+  parser.add_argument("--inter_op_threads", type=int, default=0, help="TensorFlow inter-op threads; 0: default.")
   args = parser.parse_args()
   try:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
   except ValueError:
     sys.exit(f"error: --batch_sizes={args.batch_sizes!r} is not a comma-separated list of integers")
   modes, models = args.modes.split(","), args.models.split(",")
-  if any(m not in MODES for m in modes) or any(m not in MODELS for m in models) or BASELINE not in models:
-    sys.exit(f"error: --modes from {', '.join(MODES)}; --models from {', '.join(MODELS)} including {BASELINE}")
+  if any(m not in MODES for m in modes) or any(m not in MODELS for m in models):
+    sys.exit(f"error: --modes from {', '.join(MODES)}; --models from {', '.join(MODELS)}")
   if min(batch_sizes + [args.seq_length, args.repeats, args.min_repeats]) <= 0:
     sys.exit("error: --batch_sizes, --seq_length, --repeats and --min_repeats must be positive")
 
-  result = machine_info()
   import tensorflow as tf
+
+  from modeling import training
+  training.set_threads(args.intra_op_threads, args.inter_op_threads)
+  result = machine_info()
 
   from modeling import load_config
   from modeling.models import build_task_model
   result.update(seq_length=args.seq_length, num_threads_tflite=2, baseline=BASELINE,
+                intra_op_threads=args.intra_op_threads, inter_op_threads=args.inter_op_threads,
                 command="python3 " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]))
   built, parameters = {}, {}
   for name in models:
@@ -142,28 +178,39 @@ def main():
   with tempfile.TemporaryDirectory() as workdir:
     for batch in batch_sizes:
       inputs = make_inputs(batch, args.seq_length, 30522)
-      for mode in modes:
-        row = {}
-        for name in models:
-          run = RUNNERS[mode](built[name], batch, args.seq_length, workdir)
-          cell = dict(model=name, mode=mode, batch_size=batch, **getattr(run, "info", {}),
-                      **time_calls(run, inputs, args.warmup, args.repeats, args.min_repeats, args.max_seconds))
-          cell["load_average_1min"] = round(os.getloadavg()[0], 2)
-          row[name] = cell
-          print(f"# batch {batch} {mode:11s} {name:10s} median {cell['median_ms']:9.2f} ms  p90 "
-                f"{cell['p90_ms']:9.2f} ms ({cell['calls']} calls)", file=sys.stderr, flush=True)
-        for cell in row.values():
-          cell["speedup_vs_bert_base"] = round(row[BASELINE]["median_ms"] / cell["median_ms"], 2)
-        cells.extend(row.values())
+      row = {}
+      for name in models:
+        runs = {mode: RUNNERS[mode](built[name], batch, args.seq_length, workdir) for mode in modes}
+        timings = time_interleaved(runs, inputs, args.warmup, args.repeats, args.min_repeats, args.max_seconds)
+        load = round(os.getloadavg()[0], 2)
+        for mode in modes:
+          cell = dict(model=name, mode=mode, batch_size=batch, **getattr(runs[mode], "info", {}), **timings[mode],
+                      load_average_1min=load)
+          if "tflite" in timings:
+            cell["vs_tflite"] = round(timings[mode]["median_ms"] / timings["tflite"]["median_ms"], 3)
+            cell["vs_tflite_p25"] = round(timings[mode]["p25_ms"] / timings["tflite"]["p25_ms"], 3)
+          row[name, mode] = cell
+          versus = f"  {cell['vs_tflite']:.2f}x TFLite" if "vs_tflite" in cell else ""
+          print(f"# batch {batch} {mode:15s} {name:10s} median {cell['median_ms']:9.2f} ms  p25 {cell['p25_ms']:9.2f}"
+                f"  p90 {cell['p90_ms']:9.2f} ms ({cell['calls']} calls){versus}  load {load}", file=sys.stderr,
+                flush=True)
+      for (name, mode), cell in row.items():
+        if BASELINE in models:
+          cell["speedup_vs_bert_base"] = round(row[BASELINE, mode]["median_ms"] / cell["median_ms"], 2)
+      cells.extend(row.values())
   result["cells"] = cells
   tiny = [c for c in cells if c["model"] == "tinybert4"]
   result["goals"] = {
-      "tinybert4_min_speedup_vs_bert_base": min((c["speedup_vs_bert_base"] for c in tiny), default=None),
-      "tinybert4_best_batch1_median_ms": min((c["median_ms"] for c in tiny if c["batch_size"] == 1), default=None)}
+      "tinybert4_min_speedup_vs_bert_base": min((c["speedup_vs_bert_base"] for c in tiny
+                                                 if "speedup_vs_bert_base" in c), default=None),
+      "tinybert4_best_batch1_median_ms": min((c["median_ms"] for c in tiny if c["batch_size"] == 1), default=None),
+      "tinybert4_batch1_saved_model_vs_tflite": {c["mode"]: c["vs_tflite"] for c in tiny
+                                                 if c["batch_size"] == 1 and "vs_tflite" in c}}
   save_results("inference_latency", result)
-  summary = ", ".join(f"{c['mode']} b{c['batch_size']} {c['median_ms']:.1f} ms ({c['speedup_vs_bert_base']:.1f}x)"
-                      for c in tiny)
-  print(f"TinyBERT4 latency vs BERT-base (seq {args.seq_length}): {summary}; load "
+  summary = ", ".join(f"{c['mode']} b{c['batch_size']} {c['median_ms']:.1f} ms"
+                      + (f" ({c['speedup_vs_bert_base']:.1f}x BERT-base)" if "speedup_vs_bert_base" in c else "")
+                      + (f" ({c['vs_tflite']:.2f}x TFLite)" if "vs_tflite" in c else "") for c in tiny)
+  print(f"TinyBERT4 latency (seq {args.seq_length}): {summary}; load "
         f"{result['load_average_start'][0]}")
 
 
