@@ -22,7 +22,7 @@ import time
 import numpy as np
 from absl import flags, logging
 
-from modeling import files, records, tokenization
+from modeling import files, progress, records, tokenization
 from modeling.errors import UserError, run_script
 from prepare_dataset import dataset_processors
 
@@ -34,9 +34,10 @@ _OWN_SPLITS = ("train", "dev", "dev_mismatched", "test", "test_mismatched", "tra
 AUGMENTED_SPLIT = "train_augmented"
 NO_LABEL = -1  # The record label of an augmented example: it has no gold label (the teacher's logits teach it).
 _SAMPLE_SEED = 12345  # --sample_examples: the same subset on every run.
+_TOKENIZE_CHUNK = 4096  # Examples tokenized per call; progress is reported between chunks.
 
 
-def encode_split(examples, tokenizer: tokenization.Tokenizer, label_ids, max_seq_length: int):
+def encode_split(examples, tokenizer: tokenization.Tokenizer, label_ids, max_seq_length: int, what: str = "tokenizing"):
   """Tokenizes a split in batches and serializes one record per example.
 
   Args:
@@ -44,13 +45,18 @@ def encode_split(examples, tokenizer: tokenization.Tokenizer, label_ids, max_seq
     tokenizer: the `modeling.tokenization.Tokenizer` of the model.
     label_ids: function from an example's label to its record label (int id, float score, or 0 when unlabeled).
     max_seq_length: length of every record.
+    what: the progress report's name for this work.
 
   Returns:
     `(serialized records, number of examples that had to be truncated)`.
   """
-  ids_a = tokenizer.tokenize_to_ids([example.text_a for example in examples])
   is_pair = any(example.text_b is not None for example in examples)
-  ids_b = tokenizer.tokenize_to_ids([example.text_b or "" for example in examples]) if is_pair else None
+  ids_a, ids_b = [], [] if is_pair else None
+  chunks = [examples[i:i + _TOKENIZE_CHUNK] for i in range(0, len(examples), _TOKENIZE_CHUNK)]
+  for chunk in progress.progress(chunks, what, total=len(examples), sizes=len):
+    ids_a += tokenizer.tokenize_to_ids([example.text_a for example in chunk])
+    if is_pair:
+      ids_b += tokenizer.tokenize_to_ids([example.text_b or "" for example in chunk])
   serialized, num_truncated = [], 0
   for i, example in enumerate(examples):
     second = ids_b[i] if is_pair and example.text_b is not None else None
@@ -177,7 +183,8 @@ def create_finetuning_data(processor: dataset_processors.TaskProcessor, tokenize
       label_ids = lambda _, no_label=no_label: no_label
     else:
       label_ids = _label_function(processor, labeled)
-    serialized, num_truncated[split] = encode_split(examples, tokenizer, label_ids, max_seq_length)
+    serialized, num_truncated[split] = encode_split(examples, tokenizer, label_ids, max_seq_length,
+                                                    what=f"tokenizing {split}")
     record_files[split] = f"{split}.tfrecord"
     with records.RecordWriter(os.path.join(output_dir, record_files[split])) as writer:
       for record in serialized:
