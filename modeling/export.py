@@ -132,8 +132,9 @@ def export_task_model(model: TaskModel, config: ModelConfig, meta: dict, split_f
   regression = meta["task_type"] == "regression"
   seq = meta["max_seq_length"]
   for path in (vocab, merges):
-    if path:
-      shutil.copyfile(path, os.path.join(output_dir, os.path.basename(path)))
+    copy = path and os.path.join(output_dir, os.path.basename(path))
+    if path and not (os.path.exists(copy) and os.path.samefile(path, copy)):  # The vocab may live in output_dir.
+      shutil.copyfile(path, copy)
   result = {"export_dir": export_dir, "tflite": None, "hf_dir": hf_dir}
   if export_dir:
     tokenizer = tokenizer_for_data(meta, vocab, merges) if vocab else None

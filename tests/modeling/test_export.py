@@ -107,6 +107,27 @@ def test_mpnet_vocab_exports_the_assets_mpnet_tokenizer(tmp_path):
   assert {k: v if isinstance(v, str) else v["content"] for k, v in asset_special.items()} == special
 
 
+def test_mpnet_vocab_serves_raw_string_pairs_packed_as_roberta(tmp_path):
+  vocab = tmp_path / "vocab.txt"
+  vocab.write_text("\n".join(["<s>", "<pad>", "</s>", "<unk>", "[PAD]", "[UNK]", "<mask>", *WORDS]) + "\n")
+  tokenizer = tokenization.build_tokenizer(str(vocab))
+  meta = dict(tokenizer.meta(), task_type="classification", max_seq_length=12, num_labels=2)
+  cfg = config.load_config(tiny.write_config(tmp_path / "c.json", model_type="mpnet", vocab_size=20,
+                                             num_hidden_layers=1, pad_token_id=1, relative_attention_num_buckets=32))
+  model = build_task_model(cfg, 2)
+  export.export_task_model(model, cfg, meta, {}, str(tmp_path), vocab=str(vocab), export_dir=str(tmp_path / "sm"))
+  loaded = tf.saved_model.load(str(tmp_path / "sm"))
+  assert sorted(loaded.signatures) == ["serve_ids", "serve_pair", "serving_default"]
+  word_ids, mask, type_ids = tokenizer.pack(tokenizer.tokenize_to_ids(["good movie"])[0],
+                                            tokenizer.tokenize_to_ids(["the plot"])[0], 12)
+  assert list(word_ids[:9]) == [0, 7, 10, 2, 2, 12, 11, 2, 1]  # <s> A </s></s> B </s> <pad>
+  features = {"input_word_ids": tf.constant([word_ids]), "input_mask": tf.constant([mask]),
+              "input_type_ids": tf.constant([type_ids])}
+  expected = tf.nn.softmax(model(features, training=False)["logits"]).numpy()
+  got = loaded.signatures["serve_pair"](text_a=tf.constant(["good movie"]), text_b=tf.constant(["the plot"]))
+  np.testing.assert_allclose(got["probabilities"].numpy(), expected, atol=1e-6)
+
+
 def test_check_hf_export_names_the_flag(tmp_path):
   cfg = config.load_config(tiny.write_config(tmp_path / "c.json"))
   (tmp_path / "busy").mkdir()
