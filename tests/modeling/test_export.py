@@ -71,7 +71,7 @@ def test_bpe_export_serves_token_ids_and_copies_merges(bpe_files, tmp_path, capl
               label_list=["no", "yes"], do_lower_case=False)
   out = tmp_path / "out"
   out.mkdir()
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger="absl"):
     result = export.export_task_model(model, cfg, meta, {}, str(out), vocab=vocab, merges=merges,
                                       export_dir=str(out / "saved_model"), hf_dir=str(out / "hf_model"))
   assert "no in-graph TensorFlow Text op" in caplog.text

@@ -13,7 +13,7 @@ def test_progress_line_rate_and_eta():
 
 
 def test_log_lines_off_a_terminal(caplog):
-  with caplog.at_level(logging.INFO):
+  with caplog.at_level(logging.INFO, logger="absl"):
     items = list(progress.progress([[1, 2], [3], [4, 5, 6]], "predicting dev", total=6, sizes=len,
                                    log_every_seconds=0, bar=False))
   assert items == [[1, 2], [3], [4, 5, 6]]
