@@ -19,13 +19,12 @@ serving signature takes raw strings. Re-running the same command resumes.
 import dataclasses
 import math
 import os
-import shutil
 import time
 
 import tensorflow as tf
 from absl import flags, logging
 
-from modeling import cli, export, files, losses, records, task_distillation, training
+from modeling import cli, export, files, losses, records, task_distillation, tflite, training
 from modeling.checkpoints import restore_encoder
 from modeling.config import ModelConfig, save_config
 from modeling.errors import UserError, run_script
@@ -63,7 +62,14 @@ def define_flags():
                       "defaults to the vocab beside --ckpt_path or --teacher_ckpt_path when there is one.")
   flags.DEFINE_string("export_dir", None, "Where to write the SavedModel (default: output_dir/saved_model; '-' "
                       "skips).")
-  flags.DEFINE_bool("export_tflite", False, "Also write output_dir/model.tflite (token-id inputs).")
+  tflite.define_export_tflite_flag()
+  flags.DEFINE_float("max_int8_accuracy_drop", 0.01, "With --export_tflite=int8: the largest drop of the dev primary "
+                     "metric (0.01 = one point of accuracy) an int8 model may show against fp32 and still ship.")
+  flags.DEFINE_integer("int8_calibration_examples", 100, "Training examples that calibrate the full-integer model.")
+  flags.DEFINE_string("merges_file", None, "merges.txt of a BPE vocab.json (RoBERTa); default: merges.txt beside the "
+                      "vocab. Copied into output_dir and the Hugging Face folder.")
+  flags.DEFINE_string("export_hf", None, "Also write a Hugging Face folder that transformers loads "
+                      "(*ForSequenceClassification + tokenizer): a path, or 'true' for output_dir/hf_model.")
   flags.DEFINE_enum("cache_teacher_outputs", "none", list(task_distillation.CACHE_CHOICES),
                     "Compute the frozen teacher's outputs once and reuse them in later epochs: 'logits' for stage 2, "
                     "'all' adds the mapped hidden states and attention logits for stage 1 (large: see README). "
@@ -95,7 +101,11 @@ class Settings:
   teacher_cache_dir: str | None
   vocab: str | None  # --vocab_file, or the vocab found beside a checkpoint.
   export_dir: str | None  # None: no export.
-  export_tflite: bool
+  export_tflite: str  # "false", "fp32" or "int8".
+  max_int8_accuracy_drop: float
+  int8_calibration_examples: int
+  merges: str | None  # A BPE vocab's merges.txt.
+  hf_dir: str | None  # --export_hf's folder; None: no Hugging Face export.
   student: ModelConfig
   teacher: ModelConfig | None
   layer_map: list | None
@@ -141,6 +151,15 @@ def _validate(f: flags.FlagValues) -> Settings:
   if "train" not in split_files or not meta["num_examples"].get("train"):
     raise UserError(f"--data_dir {f.data_dir} has no training examples")
   vocab = cli.export_vocab(f.vocab_file, meta, f.ckpt_path, f.teacher_ckpt_path)
+  merges = export.merges_for(vocab, f.merges_file, meta)
+  if f.max_int8_accuracy_drop < 0:
+    raise UserError(f"--max_int8_accuracy_drop must not be negative, got {f.max_int8_accuracy_drop}")
+  cli.check_positive(int8_calibration_examples=f.int8_calibration_examples)
+  if f.export_tflite == "int8":
+    tflite.check_int8_gate_data(meta, f.data_dir)
+  hf_dir = export.hf_dir_for(f.export_hf, f.output_dir)
+  if hf_dir:
+    export.check_hf_export(hf_dir, student, meta)
   files.ensure_writable_dir(f.output_dir, "output_dir")
   export_dir = None if f.export_dir == "-" else (f.export_dir or os.path.join(f.output_dir, "saved_model"))
   stages = task_distillation.plan_stages(bool(f.teacher_config_path), f.distill_stage, f.epochs, f.learning_rate,
@@ -151,7 +170,9 @@ def _validate(f: flags.FlagValues) -> Settings:
       warmup_proportion=f.warmup_proportion, weight_decay=f.weight_decay, temperature=f.temperature,
       gold_label_weight=f.gold_label_weight, attention_loss=f.attention_loss, projection=f.projection,
       loss_weights=weights, cache_teacher_outputs=f.cache_teacher_outputs, teacher_cache_dir=f.teacher_cache_dir,
-      vocab=vocab, export_dir=export_dir, export_tflite=f.export_tflite, student=student, teacher=teacher,
+      vocab=vocab, export_dir=export_dir, export_tflite=f.export_tflite,
+      max_int8_accuracy_drop=f.max_int8_accuracy_drop, int8_calibration_examples=f.int8_calibration_examples,
+      merges=merges, hf_dir=hf_dir, student=student, teacher=teacher,
       layer_map=layer_map, meta=meta, split_files=split_files, runtime=cli.runtime_from_flags(f))
 
 
@@ -216,17 +237,18 @@ def main():
   if not training.is_chief(strategy):
     return
   save_config(s.student, os.path.join(out, "config.json"))
-  if s.vocab:
-    shutil.copyfile(s.vocab, os.path.join(out, os.path.basename(s.vocab)))
   final_scores = evaluator.finish(best_prefix)
-  if s.export_dir:
-    regression = s.meta["task_type"] == "regression"
-    tokenizer = export.tokenizer_for_vocab(s.vocab, s.meta.get("do_lower_case"))
-    export.export_saved_model(student, s.export_dir, s.max_seq_length, tokenizer, regression)
-    if s.export_tflite:
-      export.export_tflite(student, os.path.join(out, "model.tflite"), s.max_seq_length, regression)
+  exported = export.export_task_model(
+      student, s.student, s.meta, s.split_files, out, vocab=s.vocab, merges=s.merges, export_dir=s.export_dir,
+      export_tflite=s.export_tflite, hf_dir=s.hf_dir, max_int8_accuracy_drop=s.max_int8_accuracy_drop,
+      int8_calibration_examples=s.int8_calibration_examples)
+  if isinstance(exported["tflite"], dict):  # The int8 gate's scores go next to the dev scores.
+    evaluator.results["tflite"] = exported["tflite"]
+  if s.hf_dir:
+    evaluator.results["hf_model"] = s.hf_dir
+  files.write_json(evaluator.results_path, evaluator.results)
   summary.update(task_name=s.meta["task_name"], seconds=time.time() - start, dev=final_scores,
-                 best=evaluator.results["best"], export_dir=s.export_dir, teacher=s.teacher_ckpt_path,
+                 best=evaluator.results["best"], export_dir=s.export_dir, hf_model=s.hf_dir, teacher=s.teacher_ckpt_path,
                  student_config=s.config_path, ckpt_path=s.ckpt_path, batch_size=s.batch_size, dtype=s.runtime.dtype,
                  distribution_strategy=s.runtime.distribution_strategy)
   training.write_training_summary(out, summary)

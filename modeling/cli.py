@@ -137,7 +137,7 @@ def check_teacher_head(teacher_ckpt_path: str, meta: dict) -> None:
                     f"{meta['num_labels']} labels")
 
 
-VOCAB_NAMES = ("vocab.txt", "spiece.model", "sentencepiece.model")
+VOCAB_NAMES = ("vocab.txt", "spiece.model", "sentencepiece.model", "vocab.json")
 
 
 def find_vocab(*folders):

@@ -27,6 +27,7 @@ from official.modeling import activations as tfm_activations
 from official.modeling import tf_utils
 from official.nlp.modeling import layers as tfm_layers
 from official.nlp.modeling import networks
+from official.nlp.modeling.layers import masked_softmax
 
 from modeling.config import APPROXIMATE_GELU, ModelConfig
 
@@ -295,8 +296,10 @@ class MPNetFamilyEncoder(tf_keras.Model):
     embeddings = self._embedding_dropout(self._embedding_norm_layer(embeddings), training=training)
     position_bias = self._relative_position_bias(embeddings, embeddings)  # [batch, heads, seq, seq]
     dtype = embeddings.dtype
-    # Masked keys get a large negative score; half precision cannot hold float32's usual -1e9.
-    large_negative = -1e9 if dtype == tf.float32 else tf.dtypes.as_dtype(dtype).min / 2
+    # Masked keys get the large negative score tf-models' masked softmax adds (-1e9, or half of float16's minimum),
+    # looked up at trace time so that the int8 TFLite conversion's smaller value (modeling.tflite) reaches it too.
+    large_negative = (masked_softmax._large_compatible_negative(dtype) if dtype in (tf.float32, tf.float16)
+                      else tf.dtypes.as_dtype(dtype).min / 2)
     key_mask = tf.cast(mask[:, tf.newaxis, tf.newaxis, :], dtype)
     additive = tf.cast(position_bias, dtype) + (1.0 - key_mask) * large_negative
     hidden_states, scores = [embeddings], []

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from modeling import files, metrics, records
+from modeling import files, metrics, progress, records
 from modeling.models import TaskModel
 
 RESULTS_FILE = "eval_results.json"
@@ -56,7 +56,9 @@ class Evaluator:
     dataset = records.make_dataset([self.split_files[split]], self.max_seq_length, self.eval_batch_size,
                                    label_dtype=self.label_dtype)
     logits, labels = [], []
-    for features, batch_labels in dataset:
+    for features, batch_labels in progress.progress(dataset, f"predicting {split}",
+                                                    total=self.meta.get("num_examples", {}).get(split),
+                                                    sizes=lambda batch: len(batch[1])):
       logits.append(self._predict(features).numpy())
       labels.append(batch_labels.numpy())
     return np.concatenate(logits), np.concatenate(labels)

@@ -5,18 +5,19 @@ The folder holds:
   config.json             the family's Hugging Face config (`model_type`, `architectures`), plus `id2label`,
                           `label2id` and `problem_type` when a task head is exported;
   model.safetensors       the weights under Hugging Face names, PyTorch layouts (`Linear` weights [out, in]);
-  tokenizer files         vocab.txt (WordPiece, `BertTokenizer`), spiece.model (SentencePiece, `AlbertTokenizer`)
-                          or vocab.json + merges.txt (byte-level BPE, `RobertaTokenizer`), with tokenizer_config.json
-                          and special_tokens_map.json.
+  tokenizer files         vocab.txt (WordPiece, `BertTokenizer`; `MPNetTokenizer` for MPNet's vocab, which starts
+                          `<s> <pad> </s> <unk>`), spiece.model (SentencePiece, `AlbertTokenizer`) or vocab.json +
+                          merges.txt (byte-level BPE, `RobertaTokenizer`), with tokenizer_config.json and
+                          special_tokens_map.json.
 
 BERT and TinyBERT export as `bert`, RoBERTa as `roberta`, ALBERT as `albert`, MPNet as `mpnet` and MobileBERT as
 `mobilebert`; a task model as `*ForSequenceClassification`, an encoder alone as `*Model`. Names and layouts come
 from the Hugging Face import's table (`modeling.checkpoints.hf_variable_rules`), so the folder imports back
 through `load_encoder` / `restore_hf_task_model` to the same numbers.
 
-The tokenizer's class follows the vocab the data was prepared with, not the model family: this project packs
-every family's inputs as `[CLS] A [SEP] B [SEP]` with WordPiece or SentencePiece, so a RoBERTa or MPNet student
-trained on a vocab.txt exports with `BertTokenizer`, which tokenizes and packs as training did.
+The tokenizer's class follows the vocab the data was prepared with, not the model family, as the data preparation
+did: a vocab.txt packs `[CLS] A [SEP] B [SEP]` (`BertTokenizer`) unless it is MPNet's, which packs
+`<s> A </s></s> B </s>` (`MPNetTokenizer`, with all-mpnet-base-v2's special tokens).
 """
 
 import os
@@ -30,6 +31,7 @@ from modeling import files
 from modeling.checkpoints import SAFETENSORS_FILE, hf_variable_rules
 from modeling.config import ModelConfig
 from modeling.errors import UserError
+from modeling.tokenization import _ROBERTA_STYLE_WORDPIECE_HEAD
 
 # Family -> (Hugging Face model_type, class name stem).
 HF_FAMILIES = {"bert": ("bert", "Bert"), "tinybert": ("bert", "Bert"), "roberta": ("roberta", "Roberta"),
@@ -45,8 +47,12 @@ _SPECIAL_TOKENS = {
                       "mask_token": "[MASK]"},
     "bpe": {"bos_token": "<s>", "eos_token": "</s>", "cls_token": "<s>", "sep_token": "</s>", "pad_token": "<pad>",
             "unk_token": "<unk>", "mask_token": "<mask>"},
+    # all-mpnet-base-v2's special tokens (its tokenizer_config.json); unknown words are [UNK], as in tokenization.
+    "mpnet_wordpiece": {"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
+                        "unk_token": "[UNK]", "pad_token": "<pad>", "mask_token": "<mask>"},
 }
-_TOKENIZER_CLASSES = {"wordpiece": "BertTokenizer", "sentencepiece": "AlbertTokenizer", "bpe": "RobertaTokenizer"}
+_TOKENIZER_CLASSES = {"wordpiece": "BertTokenizer", "sentencepiece": "AlbertTokenizer", "bpe": "RobertaTokenizer",
+                      "mpnet_wordpiece": "MPNetTokenizer"}
 _TOKENIZER_FILE_NAMES = ("vocab.txt", "spiece.model", "vocab.json", "merges.txt", "tokenizer_config.json",
                          "special_tokens_map.json")
 _EXPORT_FILE_NAMES = ("config.json", SAFETENSORS_FILE) + _TOKENIZER_FILE_NAMES
@@ -162,7 +168,9 @@ def _tokenizer_kind(paths: Sequence[str]) -> str:
   if len(paths) == 1 and names[0].endswith(".model"):
     return "sentencepiece"
   if len(paths) == 1:
-    return "wordpiece"
+    with open(paths[0], encoding="utf-8") as f:
+      head = [f.readline().strip() for _ in range(len(_ROBERTA_STYLE_WORDPIECE_HEAD))]
+    return "mpnet_wordpiece" if head == _ROBERTA_STYLE_WORDPIECE_HEAD else "wordpiece"
   if names == ["merges.txt", "vocab.json"]:
     return "bpe"
   raise UserError(f"tokenizer files {', '.join(paths)}: expected one vocab.txt (WordPiece), one .model "
@@ -177,7 +185,7 @@ def _tokenizer_files(paths: Sequence[str], do_lower_case: bool | None, model_max
   kind = _tokenizer_kind(paths)
   if kind == "sentencepiece":
     copies = {"spiece.model": paths[0]}
-  elif kind == "wordpiece":
+  elif kind in ("wordpiece", "mpnet_wordpiece"):
     copies = {"vocab.txt": paths[0]}
   else:
     copies = {os.path.basename(p): p for p in paths}

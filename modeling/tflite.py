@@ -33,7 +33,7 @@ import tensorflow as tf
 import tf_keras
 from absl import flags, logging
 
-from modeling import files, metrics, records
+from modeling import files, metrics, progress, records
 from modeling.errors import UserError
 
 MODES = ("fp32", "dynamic", "int8")
@@ -246,8 +246,11 @@ def score_tflite(model_path: str, records_file: str, meta: Mapping[str, Any], ba
   classifier = TFLiteClassifier(model_path, num_threads=num_threads)
   label_dtype = tf.float32 if meta["task_type"] == "regression" else tf.int64
   predictions, labels = [], []
-  for features, batch_labels in records.make_dataset([records_file], meta["max_seq_length"], batch_size,
-                                                     label_dtype=label_dtype):
+  dataset = records.make_dataset([records_file], meta["max_seq_length"], batch_size, label_dtype=label_dtype)
+  split = os.path.basename(records_file).split(".")[0]
+  for features, batch_labels in progress.progress(dataset, f"TFLite {os.path.basename(model_path)} on {split}",
+                                                  total=meta.get("num_examples", {}).get(split),
+                                                  sizes=lambda batch: len(batch[1])):
     predictions.append(classifier.predict({k: v.numpy() for k, v in features.items()}))
     labels.append(batch_labels.numpy())
   return metrics.compute_metrics(meta.get("metric") or meta["task_type"], np.concatenate(predictions),

@@ -22,7 +22,7 @@ import time
 import numpy as np
 from absl import flags, logging
 
-from modeling import files, records, tokenization
+from modeling import files, progress, records, tokenization
 from modeling.errors import UserError, run_script
 from prepare_dataset import dataset_processors
 
@@ -30,11 +30,14 @@ FLAGS = flags.FLAGS
 
 GENERIC_FLAGS = ("text_column", "text_pair_column", "label_column", "delimiter", "has_header", "regression")
 # Split files this script may write; stale ones from an earlier run into the same folder are removed.
-_OWN_SPLITS = ("train", "dev", "dev_mismatched", "test", "test_mismatched")
+_OWN_SPLITS = ("train", "dev", "dev_mismatched", "test", "test_mismatched", "train_augmented")
+AUGMENTED_SPLIT = "train_augmented"
+NO_LABEL = -1  # The record label of an augmented example: it has no gold label (the teacher's logits teach it).
 _SAMPLE_SEED = 12345  # --sample_examples: the same subset on every run.
+_TOKENIZE_CHUNK = 4096  # Examples tokenized per call; progress is reported between chunks.
 
 
-def encode_split(examples, tokenizer: tokenization.Tokenizer, label_ids, max_seq_length: int):
+def encode_split(examples, tokenizer: tokenization.Tokenizer, label_ids, max_seq_length: int, what: str = "tokenizing"):
   """Tokenizes a split in batches and serializes one record per example.
 
   Args:
@@ -42,13 +45,18 @@ def encode_split(examples, tokenizer: tokenization.Tokenizer, label_ids, max_seq
     tokenizer: the `modeling.tokenization.Tokenizer` of the model.
     label_ids: function from an example's label to its record label (int id, float score, or 0 when unlabeled).
     max_seq_length: length of every record.
+    what: the progress report's name for this work.
 
   Returns:
     `(serialized records, number of examples that had to be truncated)`.
   """
-  ids_a = tokenizer.tokenize_to_ids([example.text_a for example in examples])
   is_pair = any(example.text_b is not None for example in examples)
-  ids_b = tokenizer.tokenize_to_ids([example.text_b or "" for example in examples]) if is_pair else None
+  ids_a, ids_b = [], [] if is_pair else None
+  chunks = [examples[i:i + _TOKENIZE_CHUNK] for i in range(0, len(examples), _TOKENIZE_CHUNK)]
+  for chunk in progress.progress(chunks, what, total=len(examples), sizes=len):
+    ids_a += tokenizer.tokenize_to_ids([example.text_a for example in chunk])
+    if is_pair:
+      ids_b += tokenizer.tokenize_to_ids([example.text_b or "" for example in chunk])
   serialized, num_truncated = [], 0
   for i, example in enumerate(examples):
     second = ids_b[i] if is_pair and example.text_b is not None else None
@@ -83,6 +91,18 @@ def _cap(examples: list, max_examples: int | None, sample: bool) -> list:
   return [examples[i] for i in keep]
 
 
+def _read_augmented(processor: dataset_processors.TaskProcessor, path: str, train: list) -> tuple[list, dict]:
+  """The augmented copies in `path` as examples without labels, after checking its originals are `train`; and the
+  augment_meta.json beside it ({} when there is none)."""
+  from prepare_dataset import augment_data  # It imports this module.
+  rows = augment_data.read_augmented_file(path, regression=processor.task_type == dataset_processors.REGRESSION)
+  augmented = augment_data.check_matches_train(rows, train, path)
+  examples = [dataset_processors.InputExample(guid=f"{AUGMENTED_SPLIT}-{i}", text_a=row.text_a, text_b=row.text_b,
+                                              label=None) for i, row in enumerate(augmented)]
+  meta_path = os.path.join(os.path.dirname(path), augment_data.META_FILE)
+  return examples, (files.read_json(meta_path, "augment meta") if os.path.isfile(meta_path) else {})
+
+
 def read_task_examples(processor: dataset_processors.TaskProcessor, data_dir: str | None,
                        max_examples: int | None = None, sample_examples: bool = False) -> dict:
   """Reads and checks every split of a task; returns {split: examples} for the splits that have examples.
@@ -110,7 +130,8 @@ def read_task_examples(processor: dataset_processors.TaskProcessor, data_dir: st
 
 def create_finetuning_data(processor: dataset_processors.TaskProcessor, tokenizer: tokenization.Tokenizer,
                            data_dir: str | None, output_dir: str, max_seq_length: int,
-                           max_examples: int | None = None, sample_examples: bool = False) -> dict:
+                           max_examples: int | None = None, sample_examples: bool = False,
+                           augmented_file: str | None = None) -> dict:
   """Reads every split of a task, checks it, then writes `<split>.tfrecord` files and `meta.json`.
 
   Nothing is written (and `output_dir` is not created) when the data has a problem.
@@ -123,11 +144,18 @@ def create_finetuning_data(processor: dataset_processors.TaskProcessor, tokenize
     max_seq_length: length of every record.
     max_examples: if set, keep only the first `max_examples` examples of each split.
     sample_examples: with `max_examples`, keep a seeded random subset (in file order) instead of the first ones.
+    augmented_file: a `train_augmented.tsv` from prepare_dataset/augment_data.py for this train split; its copies
+      become `train_augmented.tfrecord` with label -1 (no gold label), and the augment_meta.json beside it goes
+      into meta.json's `augmentation`.
 
   Returns:
     The meta dict written to `meta.json`.
   """
   examples_by_split = read_task_examples(processor, data_dir, max_examples, sample_examples)
+  augmentation = None
+  if augmented_file:
+    examples_by_split[AUGMENTED_SPLIT], augmentation = _read_augmented(processor, augmented_file,
+                                                                       examples_by_split["train"])
   is_pair = any(e.text_b is not None for examples in examples_by_split.values() for e in examples)
   if max_seq_length <= tokenizer.special_tokens.num_special(is_pair):
     raise UserError(f"--max_seq_length={max_seq_length} leaves no room for text next to the "
@@ -149,8 +177,14 @@ def create_finetuning_data(processor: dataset_processors.TaskProcessor, tokenize
   for split, examples in examples_by_split.items():
     start = time.time()
     labeled = processor.is_labeled(split)
-    serialized, num_truncated[split] = encode_split(
-        examples, tokenizer, _label_function(processor, labeled), max_seq_length)
+    if split == AUGMENTED_SPLIT:
+      labeled = True  # Written with NO_LABEL, needs no ids file.
+      no_label = float(NO_LABEL) if processor.task_type == dataset_processors.REGRESSION else NO_LABEL
+      label_ids = lambda _, no_label=no_label: no_label
+    else:
+      label_ids = _label_function(processor, labeled)
+    serialized, num_truncated[split] = encode_split(examples, tokenizer, label_ids, max_seq_length,
+                                                    what=f"tokenizing {split}")
     record_files[split] = f"{split}.tfrecord"
     with records.RecordWriter(os.path.join(output_dir, record_files[split])) as writer:
       for record in serialized:
@@ -185,6 +219,8 @@ def create_finetuning_data(processor: dataset_processors.TaskProcessor, tokenize
       "skipped_rows_by_file": _relative_counts(processor.skipped_rows, data_dir),
       "dropped_rows_by_file": _relative_counts(processor.dropped_rows, data_dir),
   }
+  if augmentation is not None:
+    meta["augmentation"] = augmentation
   records.write_meta(output_dir, meta)
   return meta
 
@@ -221,6 +257,7 @@ class Settings:
   max_seq_length: int
   max_examples: int | None
   sample_examples: bool
+  augmented_file: str | None
 
 
 def _validate(f: flags.FlagValues) -> Settings:
@@ -238,7 +275,8 @@ def _validate(f: flags.FlagValues) -> Settings:
   return Settings(processor=processor, data_dir=data_dir, output_dir=f.output_dir, vocab_path=f.vocab_path,
                   spm_model_file=f.spm_model_file, merges_file=f.merges_file, special_tokens=f.special_tokens,
                   do_lower_case=f.do_lower_case, max_seq_length=f.max_seq_length,
-                  max_examples=f.max_examples, sample_examples=f.sample_examples)
+                  max_examples=f.max_examples, sample_examples=f.sample_examples,
+                  augmented_file=f.augmented_file)
 
 
 def run(s: Settings) -> dict:
@@ -246,7 +284,7 @@ def run(s: Settings) -> dict:
   tokenizer = tokenization.build_tokenizer(s.vocab_path, s.spm_model_file, s.do_lower_case, merges_file=s.merges_file,
                                            special_tokens=s.special_tokens, vocab_flag="vocab_path")
   return create_finetuning_data(s.processor, tokenizer, s.data_dir, s.output_dir, s.max_seq_length, s.max_examples,
-                                s.sample_examples)
+                                s.sample_examples, s.augmented_file)
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -289,6 +327,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
          "csv).")
   boolean("has_header", True, "tsv/csv tasks: the first row of each file names the columns.")
   boolean("regression", False, "tsv/csv tasks: labels are real-valued scores (the head regresses them).")
+  string("augmented_file", None, "train_augmented.tsv from prepare_dataset/augment_data.py (same task flags): its "
+         "copies are also written, as train_augmented.tfrecord with label -1 (no gold label), for run_finetuning.py "
+         "--augmented_data.")
 
 
 def main():

@@ -313,3 +313,47 @@ def test_merges_without_vocab_exits_with_one_line_and_writes_nothing(tmp_path, r
                      "--vocab_path and this file as --merges_file"):
     _run_in_process("--task_name=rotten_tomatoes", f"--vocab_path={merges}", f"--output_dir={tmp_path}/o")
   assert not os.path.exists(tmp_path / "o")
+
+
+def _augmented_task(folder):
+  folder.mkdir()
+  (folder / "train.tsv").write_text("sentence\tlabel\nthe great movie\tpos\nboring plot , bad actors\tneg\n"
+                                    "a film with a plot\tpos\n")
+  (folder / "dev.tsv").write_text("sentence\tlabel\ngreat film\tpos\n")
+  (folder / "vectors.txt").write_text("".join(f"{w} {np.cos(i)} {np.sin(i)} {i % 3}\n" for i, w in enumerate(
+      ["great", "good", "movie", "film", "boring", "dull", "plot", "story", "bad", "actors", "cast", "fine"])))
+  return folder
+
+
+def test_augmented_file_from_augment_data_becomes_unlabelled_records(tmp_path, vocab_path, tokenizer):
+  from prepare_dataset import augment_data
+  data = _augmented_task(tmp_path / "task")
+  task = ["--task_name=tsv", f"--data_dir={data}"]
+  flag_values = flags.FlagValues()
+  augment_data.define_flags(flag_values)
+  flag_values(["augment_data.py", *task, f"--glove_path={data / 'vectors.txt'}", "--num_candidates=2",
+               "--num_augmented=4", f"--output_dir={tmp_path / 'aug'}"])
+  augment_meta = augment_data.run(flag_values)
+  augmented_tsv = str(tmp_path / "aug" / augment_data.OUTPUT_FILE)
+  copies = [row for row in augment_data.read_augmented_file(augmented_tsv) if row.augmented]
+  assert copies and augment_meta["num_augmented_rows"] == len(copies)
+
+  meta = _run_in_process(*task, f"--vocab_path={vocab_path}", f"--output_dir={tmp_path / 'o'}", "--max_seq_length=16",
+                         f"--augmented_file={augmented_tsv}")
+  assert meta["num_examples"] == {"train": 3, "dev": 1, "train_augmented": len(copies)}
+  assert meta["record_files"]["train_augmented"] == "train_augmented.tfrecord"
+  assert meta["augmentation"] == augment_meta
+  features, labels = _read_records(str(tmp_path / "o" / "train_augmented.tfrecord"), 16, tf.int64)
+  assert labels.tolist() == [-1] * len(copies)
+  for i, row in enumerate(copies):
+    expected = tokenizer.pack(tokenizer.tokenize_to_ids([row.text_a])[0], None, 16)
+    assert features["input_word_ids"][i].tolist() == list(expected[0])
+  _, train_labels = _read_records(str(tmp_path / "o" / "train.tfrecord"), 16, tf.int64)
+  assert train_labels.tolist() == [1, 0, 1]  # The originals keep their gold labels (neg=0, pos=1).
+
+  # Augmented rows for another train split are refused before anything is written.
+  (data / "train.tsv").write_text("sentence\tlabel\nsomething else\tpos\nand more\tneg\n")
+  with pytest.raises(UserError, match="original rows are not this task's train split"):
+    _run_in_process(*task, f"--vocab_path={vocab_path}", f"--output_dir={tmp_path / 'o2'}",
+                    f"--augmented_file={augmented_tsv}")
+  assert not (tmp_path / "o2").exists()

@@ -90,13 +90,10 @@ def test_export_agrees_with_checkpoint(student, setup):
   loaded = tf.saved_model.load(os.path.join(out, "saved_model"))
   got = loaded.signatures["serve_ids"](**features)["probabilities"].numpy()
   np.testing.assert_allclose(got, expected, atol=1e-5)
-  interpreter = tf.lite.Interpreter(model_path=os.path.join(out, "model.tflite"))
-  interpreter.allocate_tensors()
-  runner = interpreter.get_signature_runner()
-  names = sorted(interpreter.get_signature_list()["serving_default"]["inputs"])
-  row = {name: features[key][:1].numpy() for name, key in zip(names, sorted(records.FEATURES))}
-  tflite = next(iter(runner(**row).values()))
-  np.testing.assert_allclose(tflite[0], expected[0], atol=1e-4)
+  from modeling import tflite
+  classifier = tflite.TFLiteClassifier(os.path.join(out, "model.tflite"))
+  got = classifier.predict({name: features[name][:2].numpy() for name in records.FEATURES})
+  np.testing.assert_allclose(got, expected[:2], atol=1e-4)
 
 
 def test_teacher_output_folder_chains_as_ckpt_path(setup, teacher):
@@ -151,3 +148,107 @@ def test_distillation_with_teacher_output_cache(setup, teacher):
   for stage in stages:
     assert all(np.isfinite(v) for v in stage["final_losses"].values())
     assert stage["steps"] == 2 * 256 // 16
+
+
+_WORDS = ["good", "great", "fine", "bad", "dull", "awful", "movie", "plot", "the", "a", "cast", "was"]
+
+
+def _text_task(folder, rng, n):
+  """A tsv task the model can learn from words: positive rows hold a positive word."""
+  rows = ["sentence\tlabel"]
+  for _ in range(n):
+    label = int(rng.integers(0, 2))
+    words = list(rng.choice(_WORDS[6:], 4)) + [_WORDS[int(rng.integers(0, 3)) + (0 if label else 3)]]
+    rng.shuffle(words)
+    rows.append(f"{' '.join(words)}\t{'pos' if label else 'neg'}")
+  return "\n".join(rows) + "\n"
+
+
+@pytest.fixture(scope="module")
+def text_data(tmp_path_factory):
+  """Task data prepared by create_finetuning_data.py from text, with a small WordPiece vocab."""
+  d = tmp_path_factory.mktemp("text_task")
+  rng = np.random.default_rng(0)
+  for split, n in (("train", 160), ("dev", 48), ("test", 16)):
+    (d / f"{split}.tsv").write_text(_text_task(d, rng, n))
+  vocab = d / "vocab.txt"
+  vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_WORDS]) + "\n")
+  result = tiny.run_script("prepare_dataset/create_finetuning_data.py", "--task_name=tsv", f"--data_dir={d}",
+                           f"--vocab_path={vocab}", f"--output_dir={d / 'data'}", "--max_seq_length=16")
+  assert result.returncode == 0, result.stderr[-3000:]
+  return {"dir": d, "data": str(d / "data"), "vocab": str(vocab),
+          "config": tiny.write_config(d / "config.json", vocab_size=len(_WORDS) + 5, num_hidden_layers=1,
+                                      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)}
+
+
+def test_int8_gate_hf_folder_and_raw_string_signature(text_data):
+  from modeling import records, tflite
+  out = str(text_data["dir"] / "out")
+  result = tiny.run_script(
+      "run_finetuning.py", "--task_name=tsv", f"--data_dir={text_data['data']}", f"--output_dir={out}",
+      f"--config_path={text_data['config']}", f"--vocab_file={text_data['vocab']}", "--max_seq_length=16",
+      "--batch_size=16", "--epochs=4", "--learning_rate=1e-2", "--seed=1", "--export_tflite=int8",
+      "--max_int8_accuracy_drop=1.0", "--int8_calibration_examples=16", "--export_hf=true")
+  assert result.returncode == 0, result.stderr[-3000:]
+  results = _json(os.path.join(out, "eval_results.json"))
+  gate = results["tflite"]
+  assert gate["kept"] == "dynamic" and gate["max_drop"] == 1.0 and gate["metric"] == "accuracy"
+  for mode in ("fp32", "dynamic", "int8"):
+    assert 0 <= gate[mode] <= 1 and os.path.isfile(os.path.join(out, gate["files"][mode]))
+  with open(os.path.join(out, "model.tflite"), "rb") as shipped, \
+       open(os.path.join(out, gate["files"]["dynamic"]), "rb") as dynamic:
+    assert shipped.read() == dynamic.read()
+  # fp32 TFLite scores on dev as the Keras model does.
+  assert abs(gate["fp32"] - results["final_dev"]["accuracy"]) < 1e-6
+  assert results["hf_model"] == os.path.join(out, "hf_model")
+  hf = _json(os.path.join(out, "hf_model", "config.json"))
+  assert hf["architectures"] == ["BertForSequenceClassification"] and hf["id2label"] == {"0": "neg", "1": "pos"}
+  assert _json(os.path.join(out, "hf_model", "tokenizer_config.json"))["tokenizer_class"] == "BertTokenizer"
+  assert os.path.isfile(os.path.join(out, "hf_model", "model.safetensors"))
+  assert _json(os.path.join(out, "training_summary.json"))["hf_model"] == os.path.join(out, "hf_model")
+  # The raw-string signature tokenizes as the data was prepared: same outputs as serve_ids on the dev records.
+  loaded = tf.saved_model.load(os.path.join(out, "saved_model"))
+  with open(text_data["dir"] / "dev.tsv") as f:
+    texts = [line.split("\t")[0] for line in f.read().splitlines()[1:]]
+  features, _ = next(iter(records.make_dataset([os.path.join(text_data["data"], "dev.tfrecord")], 16, 48,
+                                               label_dtype=tf.int64)))
+  by_ids = loaded.signatures["serve_ids"](**features)["probabilities"].numpy()
+  by_text = loaded.signatures["serving_default"](text=tf.constant(texts))["probabilities"].numpy()
+  np.testing.assert_allclose(by_text, by_ids, atol=1e-6)
+  assert tflite.TFLiteClassifier(os.path.join(out, "model.tflite")).predict(
+      {k: v[:1].numpy() for k, v in features.items()}).shape == (1, 2)
+
+
+def test_no_cuda_error_line_on_a_cpu_only_machine(student):
+  from modeling import runtime_env
+  if runtime_env.has_nvidia_device():
+    pytest.skip("this machine has an NVIDIA device")
+  assert "cuInit" not in student[1].stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--export_tflite=int8"], "--export_tflite=int8 scores the int8 models against fp32 on labelled dev data"),
+    (["--export_hf=FOREIGN"], "--export_hf: Hugging Face export folder .* already holds something else"),
+    (["--max_int8_accuracy_drop=-0.5"], "--max_int8_accuracy_drop must not be negative"),
+    (["--merges_file=/nonexistent/merges.txt"], "--merges_file: not found"),
+])
+def test_export_refusals_before_training(setup, tmp_path, args, message):
+  import re
+  data = setup["data"]
+  if args[0] == "--export_tflite=int8":  # The tiny data without a dev split.
+    data = tiny.task_data(tmp_path / "nodev", train=32, dev=0)
+    meta = _json(os.path.join(data, "meta.json"))
+    meta["record_files"].pop("dev")
+    meta["num_examples"].pop("dev")
+    with open(os.path.join(data, "meta.json"), "w") as f:
+      json.dump(meta, f)
+  if args[0] == "--export_hf=FOREIGN":
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    args = [f"--export_hf={tmp_path / 'foreign'}"]
+  out = tmp_path / "out"
+  result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={data}", f"--output_dir={out}",
+                           f"--config_path={setup['student_config']}", *args)
+  assert result.returncode != 0
+  assert re.search(message, result.stderr), result.stderr[-2000:]
+  assert not out.exists()
