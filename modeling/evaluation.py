@@ -68,18 +68,32 @@ class Evaluator:
 
   def evaluate(self) -> dict[str, float]:
     """Scores on every dev split; a split other than `dev` prefixes its keys with its name."""
-    results = {}
+    return self._evaluate()[0]
+
+  def _evaluate(self) -> tuple[dict[str, float], dict[str, int]]:
+    """The scores of `evaluate`, and {split: class} for each dev split where every prediction is that one class."""
+    results, single = {}, {}
     for split in self.dev_splits:
-      scores = self._scores(*self.predict(split))
+      logits, labels = self.predict(split)
+      scores = self._scores(logits, labels)
       results.update({(k if split == "dev" else f"{split}_{k}"): v for k, v in scores.items()})
-    return results
+      predicted = np.unique(np.argmax(logits, axis=-1))
+      if not self.regression and len(logits) > 1 and len(predicted) == 1:
+        single[split] = int(predicted[0])
+    return results, single
 
   def after_epoch(self, stage: str, epoch: int, step: int) -> None:
     """Evaluates, records the epoch in `eval_results.json`, and saves the model to `best/` when it is the best."""
     if any(r["stage"] == stage and r["epoch"] == epoch for r in self.results["epochs"]):
       return  # Already evaluated before a resume.
-    scores = self.evaluate()
+    scores, single = self._evaluate()
     record = dict(stage=stage, epoch=epoch, step=step, **scores)
+    if single:
+      # A collapsed model (one class for every dev example) scores the majority rate: worth a loud line.
+      record["single_class"] = True
+      for split, label in single.items():
+        logging.warning("[%s] epoch %d predicts a single class on %s: every example is %r", stage, epoch, split,
+                        self.meta["label_list"][label])
     self.results["epochs"].append(record)
     best = self.results["best"]
     if best is None or scores[self.primary] > best[self.primary]:
