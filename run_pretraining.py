@@ -15,12 +15,12 @@ import time
 
 from absl import flags, logging
 
-from modeling import cli, files, losses, records, training
+from modeling import cli, files, records, relation_losses, training
 from modeling.checkpoints import restore_encoder
 from modeling.config import ModelConfig, save_config
 from modeling.encoders import build_encoder
 from modeling.errors import UserError, run_script
-from modeling.teacher_init import init_embeddings_from_teacher
+from modeling.teacher_init import init_embeddings_from_teacher, init_from_teacher
 
 FLAGS = flags.FLAGS
 
@@ -67,12 +67,13 @@ class Settings:
   weight_decay: float
   attention_loss: str
   projection: str
-  loss_weights: dict
   student: ModelConfig
   teacher: ModelConfig
-  layer_map: list
   data_files: list
   runtime: cli.Runtime
+  intermediate: relation_losses.IntermediateLoss  # --intermediate_loss, checked against both configs.
+  init_from_teacher: bool
+  init_layer_map: list  # The teacher layers --init_from_teacher copies.
 
 
 def _validate(f: flags.FlagValues) -> Settings:
@@ -91,14 +92,17 @@ def _validate(f: flags.FlagValues) -> Settings:
   cli.check_path("teacher_ckpt_path", f.teacher_ckpt_path)
   if f.ckpt_path:
     cli.check_path("ckpt_path", f.ckpt_path)
-    if f.init_embeddings_from_teacher:
-      raise UserError("--init_embeddings_from_teacher and --ckpt_path both set the student's starting weights; "
-                      "choose one")
-  layer_map = cli.check_pair(student, teacher, f.layer_map, f.max_seq_length)
+    for flag in ("init_embeddings_from_teacher", "init_from_teacher"):
+      if f[flag].value:
+        raise UserError(f"--{flag} and --ckpt_path both set the student's starting weights; choose one")
+  if f.init_from_teacher and f.init_embeddings_from_teacher:
+    raise UserError("--init_from_teacher already includes --init_embeddings_from_teacher; choose one")
+  intermediate = cli.check_pair(student, teacher, f.max_seq_length, f)
   meta = records.read_meta(f.data_dir)
-  records.check_meta(meta, f.data_dir, max_seq_length=f.max_seq_length, vocab_size=student.vocab_size)
+  records.check_meta(meta, f.data_dir, max_seq_length=f.max_seq_length, vocab_size=student.vocab_size,
+                     model_type=student.model_type, config_flag="config_path")
+  records.check_meta(meta, f.data_dir, model_type=teacher.model_type, config_flag="teacher_config_path")
   cli.check_vocab_matches(meta, f.data_dir, f.teacher_ckpt_path, "teacher_ckpt_path")
-  weights = losses.parse_loss_weights(f.loss_weights)
   data_files = ([os.path.join(f.data_dir, name) for name in meta["files"]] if meta.get("files")
                 else records.record_files(f.data_dir, "train"))
   for path in data_files:
@@ -110,29 +114,33 @@ def _validate(f: flags.FlagValues) -> Settings:
       init_embeddings_from_teacher=f.init_embeddings_from_teacher, max_seq_length=f.max_seq_length,
       batch_size=f.batch_size, total_steps=f.epochs * f.steps_per_epoch, warmup_steps=f.warmup_steps,
       learning_rate=f.learning_rate, weight_decay=f.weight_decay, attention_loss=f.attention_loss,
-      projection=f.projection, loss_weights=weights, student=student, teacher=teacher, layer_map=layer_map,
-      data_files=data_files, runtime=cli.runtime_from_flags(f))
+      projection=f.projection, student=student, teacher=teacher, data_files=data_files,
+      runtime=cli.runtime_from_flags(f),
+      intermediate=intermediate, init_from_teacher=f.init_from_teacher,
+      init_layer_map=cli.init_layer_map(intermediate, student, teacher, f.layer_map))
 
 
 def main():
   s = _validate(FLAGS)
   strategy = cli.start_runtime(s.runtime)
-  logging.info("general distillation: %s (%d layers) -> %s (%d layers), layer map %s, %d steps of %d",
-               s.teacher.source, s.teacher.num_hidden_layers, s.student.source, s.student.num_hidden_layers,
-               s.layer_map, s.total_steps, s.batch_size)
+  intermediate = s.intermediate
+  logging.info("general distillation (%s): %s (%d layers) -> %s (%d layers), layer map %s, %d steps of %d",
+               intermediate.kind, s.teacher.source, s.teacher.num_hidden_layers, s.student.source,
+               s.student.num_hidden_layers, intermediate.layer_map, s.total_steps, s.batch_size)
 
   with strategy.scope():
-    teacher = build_encoder(s.teacher)
+    teacher = build_encoder(s.teacher, expose_qkv=intermediate.needs_qkv)
     logging.info("teacher: %s", restore_encoder(teacher, s.teacher, s.teacher_ckpt_path))
     teacher.trainable = False
-    student = build_encoder(s.student)
+    student = build_encoder(s.student, expose_qkv=intermediate.needs_qkv)
     if s.ckpt_path:
       logging.info("student initialised from %s", restore_encoder(student, s.student, s.ckpt_path))
-    distillation = losses.IntermediateDistillation(
-        s.student.hidden_size, s.teacher.hidden_size, s.layer_map, s.attention_loss, s.projection, s.loss_weights,
-        initializer_range=s.student.initializer_range)
+    distillation = intermediate.build(s.student, s.teacher)
+    tinybert = distillation if intermediate.kind == "tinybert" else None  # Only TinyBERT's loss has a W_h to set.
     if s.init_embeddings_from_teacher:
-      logging.info(init_embeddings_from_teacher(student, teacher, distillation))
+      logging.info(init_embeddings_from_teacher(student, teacher, tinybert))
+    if s.init_from_teacher:
+      logging.info("%s", init_from_teacher(student, teacher, s.init_layer_map, tinybert))
     optimizer = training.make_optimizer(s.learning_rate, s.total_steps, s.warmup_steps, s.runtime.dtype,
                                         s.weight_decay)
 
@@ -162,8 +170,10 @@ def main():
     training.write_training_summary(s.output_dir, {
         "stage": "general_distillation", "global_step": loop.step, "total_steps": s.total_steps,
         "resumed_from_step": start_step, "final_losses": loop.final_losses, "seconds": time.time() - start,
-        "layer_map": s.layer_map, "attention_loss": s.attention_loss, "projection": s.projection,
-        "loss_weights": s.loss_weights, "batch_size": s.batch_size, "dtype": s.runtime.dtype,
+        "intermediate_loss": intermediate.kind, "relation_heads": intermediate.relation_heads,
+        "minilm_teacher_layer": intermediate.teacher_layer, "layer_map": intermediate.layer_map,
+        "attention_loss": s.attention_loss, "projection": s.projection, "loss_weights": intermediate.loss_weights,
+        "init_from_teacher": s.init_from_teacher, "batch_size": s.batch_size, "dtype": s.runtime.dtype,
         "distribution_strategy": s.runtime.distribution_strategy, "replicas": strategy.num_replicas_in_sync,
         "init_embeddings_from_teacher": s.init_embeddings_from_teacher,
         "student_config": s.config_path, "teacher_config": s.teacher_config_path,

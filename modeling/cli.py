@@ -11,7 +11,7 @@ import tensorflow as tf
 from absl import flags
 
 from modeling import config as config_lib
-from modeling import losses, records, training
+from modeling import losses, records, relation_losses, training
 from modeling.errors import UserError
 from modeling.models import head_size_in
 
@@ -73,7 +73,23 @@ def define_distillation_flags() -> None:
                     "Attention term: MSE on pre-softmax logits (TinyBERT), MSE on probabilities, or KL.")
   flags.DEFINE_enum("projection", "shared", losses.PROJECTIONS,
                     "Width projection W_h: one shared by all layers (TinyBERT) or one per layer.")
-  flags.DEFINE_string("loss_weights", "", "Weights of the terms, e.g. 'embedding=1,hidden=1,attention=1'.")
+  flags.DEFINE_string("loss_weights", "", "Weights of the terms, e.g. 'embedding=1,hidden=1,attention=1' (tinybert), "
+                      "'attention=1,value_relation=1' (minilm), 'query_relation=1,key_relation=1,value_relation=1' "
+                      "(minilmv2).")
+  flags.DEFINE_enum("intermediate_loss", "tinybert", relation_losses.INTERMEDIATE_LOSSES,
+                    "The intermediate-layer loss: tinybert (embedding, hidden and attention over --layer_map; head "
+                    "counts must match), minilm (MiniLM: last-layer attention and value-relation KL; head counts "
+                    "must match, widths may differ) or minilmv2 (MiniLMv2: query, key and value relation KL over "
+                    "--relation_heads; any head count and width).")
+  flags.DEFINE_integer("relation_heads", 0, "minilmv2: the number R of relation heads; must divide both models' "
+                       "attention widths (0: the teacher's attention head count).")
+  flags.DEFINE_integer("minilm_teacher_layer", 0, "minilm, minilmv2: the 1-based teacher layer that the student's "
+                       "last layer learns from (0: the teacher's last layer).")
+  flags.DEFINE_bool("init_from_teacher", False,
+                    "Start the student from the teacher (modeling/teacher_init.py): at equal width the embeddings, "
+                    "pooler and the teacher layers of --layer_map are copied (DistilBERT; run_finetuning.py also "
+                    "copies the task head), a narrower student gets the teacher's embeddings projected onto their "
+                    "top principal directions. BERT-family models; not with --ckpt_path.")
 
 
 def check_positive(**values) -> None:
@@ -98,20 +114,39 @@ def load_config_flag(flag: str, path: str) -> config_lib.ModelConfig:
     raise UserError(f"--{flag}: {e}") from None
 
 
-def check_pair(student: config_lib.ModelConfig, teacher: config_lib.ModelConfig, layer_map_spec: str,
-               max_seq_length: int):
-  """Refuses a teacher/student pair that cannot be distilled; returns the layer map."""
-  if student.vocab_size != teacher.vocab_size:
+def check_pair(student: config_lib.ModelConfig, teacher: config_lib.ModelConfig, max_seq_length: int,
+               flag_values: flags.FlagValues, same_tokens: bool = True,
+               intermediate: bool = True) -> relation_losses.IntermediateLoss | None:
+  """Refuses a teacher/student pair that cannot be distilled with `--intermediate_loss`; returns that loss, checked.
+
+  Args:
+    student, teacher: the two configs.
+    max_seq_length: `--max_seq_length`, which both must have positions for.
+    flag_values: the flags of `define_distillation_flags`.
+    same_tokens: both read the same token ids (False for a teacher with a data folder of its own, stage 2 only).
+    intermediate: an intermediate stage runs; without one, None is returned and the loss flags are not read.
+  """
+  if same_tokens and student.vocab_size != teacher.vocab_size:
     raise UserError(f"student vocab_size {student.vocab_size} ({student.source}) differs from the teacher's "
                     f"{teacher.vocab_size} ({teacher.source}); both must read the same token ids")
-  if student.num_attention_heads != teacher.num_attention_heads:
-    raise UserError(f"the attention loss compares heads one to one, but the student has "
-                    f"{student.num_attention_heads} heads ({student.source}) and the teacher "
-                    f"{teacher.num_attention_heads} ({teacher.source})")
   for model in (student, teacher):
     if max_seq_length > model.max_sequence_length:
       raise UserError(f"--max_seq_length={max_seq_length} exceeds {model.source}'s "
                       f"{model.max_sequence_length} positions")
+  if not intermediate:
+    return None
+  f = flag_values
+  return relation_losses.parse_intermediate_loss(
+      f.intermediate_loss, student, teacher, layer_map=f.layer_map, attention_loss=f.attention_loss,
+      projection=f.projection, loss_weights=f.loss_weights, relation_heads=f.relation_heads,
+      teacher_layer=f.minilm_teacher_layer)
+
+
+def init_layer_map(intermediate: relation_losses.IntermediateLoss | None, student: config_lib.ModelConfig,
+                   teacher: config_lib.ModelConfig, layer_map_spec: str) -> list[int]:
+  """The teacher layers `--init_from_teacher` copies: TinyBERT's layer map, else `--layer_map` read on its own."""
+  if intermediate is not None and intermediate.layer_map is not None:
+    return intermediate.layer_map
   return losses.parse_layer_map(layer_map_spec, teacher.num_hidden_layers, student.num_hidden_layers)
 
 

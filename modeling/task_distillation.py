@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 
-from modeling import losses, records, teacher_cache
+from modeling import losses, multi_teacher, records, teacher_cache
 from modeling.config import ModelConfig
 from modeling.models import TaskModel
+from modeling.schedules import LinearSchedule
 
 STAGES = ("finetune", "intermediate", "prediction")
 CACHE_CHOICES = ("none", "logits", "all")
@@ -26,45 +27,82 @@ _CACHED_PARTS = {"prediction": ("logits",), "intermediate": ("hidden", "attentio
 CACHED_SHUFFLE_BYTES = 256 << 20
 
 
-def gold_loss(logits: tf.Tensor, labels: tf.Tensor, regression: bool) -> tf.Tensor:
-  """Cross-entropy against the gold label ids, or MSE against the gold scores for regression."""
+def gold_loss(logits: tf.Tensor, labels: tf.Tensor, regression: bool, has_unlabeled: bool = False) -> tf.Tensor:
+  """Cross-entropy against the gold label ids, or MSE against the gold scores for regression.
+
+  With `has_unlabeled` (augmented rows, whose label is -1), the mean runs over the rows with a label >= 0 only, and
+  a batch without any is 0.
+  """
+  if not has_unlabeled:
+    if regression:
+      return losses.mse(logits[:, 0], labels)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+  valid = tf.cast(labels >= 0, tf.float32)
   if regression:
-    return losses.mse(logits[:, 0], labels)
-  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+    per_row = tf.square(tf.cast(logits[:, 0], tf.float32) - tf.cast(labels, tf.float32))
+  else:
+    per_row = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.maximum(labels, 0),
+                                                             logits=tf.cast(logits, tf.float32))
+  return tf.reduce_sum(per_row * valid) / tf.maximum(tf.reduce_sum(valid), 1.0)
 
 
-def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = None,
-                 distillation: losses.IntermediateDistillation | None = None, *, temperature: float = 1.0,
-                 gold_label_weight: float = 0.0, regression: bool = False) -> Callable:
+def _schedule(value: float | LinearSchedule, steps: int) -> LinearSchedule:
+  return (value if isinstance(value, LinearSchedule) else LinearSchedule(float(value))).over(steps)
+
+
+def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = None, distillation=None, *,
+                 temperature: float | LinearSchedule = 1.0, gold_label_weight: float | LinearSchedule = 0.0,
+                 regression: bool = False, step: tf.Variable | None = None, total_steps: int = 1,
+                 teacher_weights: Sequence[float] | None = None, has_unlabeled: bool = False) -> Callable:
   """The `loss_fn(batch, training) -> terms` of one stage, for `modeling.training.TrainLoop`.
 
   Args:
     stage: one of `STAGES`.
     student: the task model being trained.
     teacher: the frozen teacher task model (distillation stages). A batch that carries cached teacher outputs as
-      its third element uses those instead.
-    distillation: the intermediate-layer losses (stage `intermediate`), built with the layer map that
-      `train_dataset` returned.
-    temperature: softmax temperature of the prediction loss.
-    gold_label_weight: weight of the gold-label loss added in stage `prediction` (0: soft targets only).
+      its third element uses those instead; with several teachers that is `{"teacher_logits": [batch, teachers,
+      labels]}` from `multi_teacher_dataset`.
+    distillation: the intermediate-layer loss layer (stage `intermediate`), e.g. TinyBERT's built with the layer
+      map that `train_dataset` returned.
+    temperature: softmax temperature of the prediction loss: a number or a `LinearSchedule` over the stage.
+    gold_label_weight: weight of the gold-label loss added in stage `prediction` (0: soft targets only), a number
+      or a `LinearSchedule`.
     regression: the task regresses a score.
+    step: the stage's step counter (its optimizer's `iterations`), at which the schedules are read (None: 0).
+    total_steps: the stage's step count, over which the schedules run.
+    teacher_weights: with several teachers, their weights in the averaged soft targets.
+    has_unlabeled: some rows carry no gold label (-1, augmented rows); the gold loss skips them.
+
+  A schedule that changes is logged as the terms `temperature` and `gold_label_weight`.
   """
+  temperature, gold_label_weight = _schedule(temperature, total_steps), _schedule(gold_label_weight, total_steps)
 
   def loss_fn(batch, is_training):
     features, labels = batch[:2]
     outputs = student(features, training=is_training)
     if stage == "finetune":
-      loss = gold_loss(outputs["logits"], labels, regression)
+      loss = gold_loss(outputs["logits"], labels, regression, has_unlabeled)
       return {"total": loss, "gold": loss}
     teacher_outputs = batch[2] if len(batch) == 3 else teacher(features, training=False)
     if stage == "intermediate":
       return distillation(outputs, teacher_outputs, features["input_mask"])
-    terms = {"prediction": losses.prediction_loss(outputs["logits"], teacher_outputs["logits"], temperature,
-                                                  regression)}
+    now = step if step is not None else 0
+    t, gold_weight = temperature(now), gold_label_weight(now)
+    if "teacher_logits" in teacher_outputs:
+      targets = losses.average_soft_targets(tf.unstack(teacher_outputs["teacher_logits"], axis=1), teacher_weights,
+                                            t, regression)
+      terms = {"prediction": losses.soft_target_loss(outputs["logits"], targets, t, regression)}
+    else:
+      terms = {"prediction": losses.prediction_loss(outputs["logits"], teacher_outputs["logits"], t, regression)}
     terms["total"] = terms["prediction"]
-    if gold_label_weight:
-      terms["gold"] = gold_loss(outputs["logits"], labels, regression)
-      terms["total"] += gold_label_weight * terms["gold"]
+    if gold_label_weight.start or gold_label_weight.end:
+      terms["gold"] = gold_loss(outputs["logits"], labels, regression, has_unlabeled)
+      terms["total"] += gold_weight * terms["gold"]
+    # Logged with the loss terms, in the progress line and TensorBoard (each the mean over its loop).
+    if not temperature.is_constant:
+      terms["temperature"] = t
+    if not gold_label_weight.is_constant:
+      terms["gold_label_weight"] = gold_weight
     return terms
 
   return loss_fn
@@ -105,7 +143,7 @@ def uses_cache(stage: str, cache: str) -> bool:
   return stage in _CACHED_PARTS and (cache == "all" or (cache == "logits" and stage == "prediction"))
 
 
-def train_dataset(train_file: str, stage: str, *, max_seq_length: int, batch_size: int, label_dtype: tf.DType,
+def train_dataset(train_file: str | Sequence[str], stage: str, *, max_seq_length: int, batch_size: int, label_dtype: tf.DType,
                   num_examples: int, seed: int | None = None, teacher: TaskModel | None = None,
                   teacher_config: ModelConfig | None = None, layer_map: Sequence[int] | None = None,
                   cache: str = "none", cache_dir: str | None = None) -> tuple[tf.data.Dataset, list | None]:
@@ -115,7 +153,7 @@ def train_dataset(train_file: str, stage: str, *, max_seq_length: int, batch_siz
   gives full batches (of repeated examples).
 
   Args:
-    train_file: the task's training TFRecords.
+    train_file: the task's training TFRecords (a list: several files read as one, e.g. with augmented rows).
     stage: one of `STAGES`.
     max_seq_length, batch_size: as the records and the run.
     label_dtype: `tf.int64` for classes, `tf.float32` for regression scores.
@@ -133,17 +171,18 @@ def train_dataset(train_file: str, stage: str, *, max_seq_length: int, batch_siz
     then `teacher_cache.cached_layer_map(layer_map)`, else `layer_map` itself.
   """
   layer_map = list(layer_map) if layer_map is not None else None
+  train_files = [train_file] if isinstance(train_file, str) else list(train_file)
   if teacher is None or not uses_cache(stage, cache):
-    dataset = records.make_dataset([train_file], max_seq_length, batch_size, label_dtype=label_dtype, shuffle=True,
+    dataset = records.make_dataset(train_files, max_seq_length, batch_size, label_dtype=label_dtype, shuffle=True,
                                    repeat=True, seed=seed, drop_remainder=True)
     return dataset, layer_map
   what = _CACHED_PARTS[stage]
   # The cache replays its first pass, so the pass it records must be in file order: shuffling comes after it. The
   # last batch keeps the remainder of the file, so that every example has its teacher outputs.
-  ordered = records.make_dataset([train_file], max_seq_length, batch_size, label_dtype=label_dtype)
+  ordered = records.make_dataset(train_files, max_seq_length, batch_size, label_dtype=label_dtype)
   cached = teacher_cache.cache_teacher_outputs(
       teacher, ordered, layer_map, what, storage=cache_dir or "memory",
-      cache_key=f"{records.sha256_file(train_file)}-{batch_size}")
+      cache_key="-".join([records.sha256_file(path) for path in train_files] + [str(batch_size)]))
   num_batches = -(-num_examples // batch_size)
   if stage == "intermediate":
     # Its losses do not use the labels, and its cached outputs are large: whole cached batches are shuffled, then
@@ -159,3 +198,32 @@ def train_dataset(train_file: str, stage: str, *, max_seq_length: int, batch_siz
   examples = cached.shuffle(num_batches, seed=seed, reshuffle_each_iteration=True).unbatch()
   examples = examples.shuffle(num_batches * batch_size, seed=seed, reshuffle_each_iteration=True)
   return examples.repeat().batch(batch_size, drop_remainder=True), layer_map
+
+
+def multi_teacher_dataset(train_files: Sequence[str], teachers: Sequence[TaskModel],
+                          teacher_files: Sequence[Sequence[str] | None], permutations: Sequence, *,
+                          max_seq_length: int, batch_size: int, eval_batch_size: int, label_dtype: tf.DType,
+                          num_examples: int, seed: int | None = None) -> tf.data.Dataset:
+  """Stage-2 batches carrying every teacher's logits, each teacher run once over its own tokenization, in file order.
+
+  Args:
+    train_files: the student's training TFRecords.
+    teachers: the frozen teacher task models.
+    teacher_files: per teacher, its own tokenization of the same examples in the same order (None: `train_files`).
+    permutations: per teacher, the columns putting its logits in the task's label order (None: in order).
+    max_seq_length, batch_size: as the records and the run; `eval_batch_size` for the teachers' passes.
+    label_dtype: `tf.int64` for classes, `tf.float32` for regression scores.
+    num_examples: examples in `train_files`, checked against each teacher's table.
+    seed: the shuffle seed.
+
+  Returns:
+    Repeated, shuffled batches `(features, labels, {"teacher_logits": [batch, teachers, labels]})`.
+  """
+  def ordered(paths):
+    return records.make_dataset(list(paths), max_seq_length, eval_batch_size, label_dtype=label_dtype)
+
+  tables = [multi_teacher.teacher_logits_table(model, ordered(files or train_files), permutation)
+            for model, files, permutation in zip(teachers, teacher_files, permutations)]
+  examples = multi_teacher.add_teacher_logits(ordered(train_files).unbatch(), tables, num_examples)
+  return (examples.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True).repeat()
+          .batch(batch_size, drop_remainder=True))

@@ -95,6 +95,39 @@ def test_stage_losses(teacher):
   assert prediction["total"].numpy() == pytest.approx(expected_total, rel=1e-5)
 
 
+def test_gold_loss_skips_rows_without_a_label():
+  logits = np.array([[1.0, -1.0], [0.5, 2.0], [3.0, 0.0]], np.float32)
+  labels = np.array([1, -1, 0])
+  log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  want = -(log_softmax[0, 1] + log_softmax[2, 0]) / 2
+  got = task_distillation.gold_loss(tf.constant(logits), tf.constant(labels, tf.int64), False, has_unlabeled=True)
+  assert float(got) == pytest.approx(want, rel=1e-6)
+  none = task_distillation.gold_loss(tf.constant(logits), tf.constant([-1, -1, -1], tf.int64), False, True)
+  assert float(none) == 0.0
+  scores = task_distillation.gold_loss(tf.constant(logits[:, :1]), tf.constant([2.0, -1.0, 1.0]), True, True)
+  assert float(scores) == pytest.approx(((1 - 2) ** 2 + (3 - 1) ** 2) / 2, rel=1e-6)
+
+
+def test_prediction_loss_with_schedules_and_two_teachers(teacher):
+  from modeling.schedules import LinearSchedule
+  _, config = teacher
+  student = build_task_model(config, 2)
+  features = {"input_word_ids": tf.constant([[2, 11, 3, 0]]), "input_mask": tf.constant([[1, 1, 1, 0]]),
+              "input_type_ids": tf.zeros([1, 4], tf.int32)}
+  z1, z2 = np.array([[2.0, -1.0]], np.float32), np.array([[0.0, 1.0]], np.float32)
+  batch = (features, tf.constant([-1], tf.int64), {"teacher_logits": tf.constant(np.stack([z1, z2], 1))})
+  step = tf.Variable(5, dtype=tf.int64)
+  terms = task_distillation.make_loss_fn(
+      "prediction", student, temperature=LinearSchedule(4.0, 1.0), gold_label_weight=LinearSchedule(0.0, 1.0),
+      step=step, total_steps=11, teacher_weights=[3.0, 1.0], has_unlabeled=True)(batch, False)
+  t = 4.0 - 3.0 * 5 / 10
+  assert float(terms["temperature"]) == pytest.approx(t) and float(terms["gold_label_weight"]) == pytest.approx(0.5)
+  soft = lambda z: np.exp(z / t) / np.exp(z / t).sum()
+  targets = 0.75 * soft(z1[0]) + 0.25 * soft(z2[0])
+  s = student(features, training=False)["logits"].numpy()[0] / t
+  assert float(terms["prediction"]) == pytest.approx(-(targets * (s - np.log(np.exp(s).sum()))).sum(), rel=1e-5)
+  assert float(terms["gold"]) == 0.0 and float(terms["total"]) == pytest.approx(float(terms["prediction"]))
+
 
 def test_plan_stages():
   assert task_distillation.plan_stages(False, "both", 3, 1e-3) == (("finetune", 3, 1e-3),)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -252,3 +253,183 @@ def test_export_refusals_before_training(setup, tmp_path, args, message):
   assert result.returncode != 0
   assert re.search(message, result.stderr), result.stderr[-2000:]
   assert not out.exists()
+
+
+def _copy_data(src, dst, shift=0, meta_updates=None, augmented=0):
+  """A copy of a task data folder: token ids shifted by `shift` (another vocab), optional augmented rows (label -1)."""
+  from modeling import records
+  os.makedirs(dst, exist_ok=True)
+  meta = _json(os.path.join(src, "meta.json"))
+  for name in meta["record_files"].values():
+    with records.RecordWriter(os.path.join(dst, name)) as writer:
+      for features, labels in records.make_dataset([os.path.join(src, name)], 16, 1, label_dtype=tf.int64):
+        ids = features["input_word_ids"][0].numpy()
+        writer.write(records.serialize_example(np.where(ids > 0, ids + shift, 0), features["input_mask"][0].numpy(),
+                                               features["input_type_ids"][0].numpy(), int(labels[0])))
+  if augmented:  # Rows of dev without their gold labels, as create_finetuning_data.py --augmented_file writes them.
+    with records.RecordWriter(os.path.join(dst, "train_augmented.tfrecord")) as writer:
+      dataset = records.make_dataset([os.path.join(src, "dev.tfrecord")], 16, 1, label_dtype=tf.int64)
+      for features, _ in dataset.take(augmented):
+        writer.write(records.serialize_example(*(features[k][0].numpy() for k in records.FEATURES), -1))
+    meta["num_examples"]["train_augmented"] = augmented
+    meta["record_files"]["train_augmented"] = "train_augmented.tfrecord"
+  meta.update(meta_updates or {})
+  records.write_meta(str(dst), meta)
+  return str(dst)
+
+
+@pytest.fixture(scope="module")
+def second_teacher(setup):
+  """A teacher of another shape and vocabulary (ids shifted by 10), fine-tuned on its own tokenization."""
+  d = setup["dir"]
+  data = _copy_data(setup["data"], d / "data_shifted", shift=10, meta_updates={"vocab_size": 130})
+  config = tiny.write_config(d / "teacher2.json", vocab_size=130, hidden_size=12, num_hidden_layers=2,
+                             intermediate_size=24, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+  out = str(d / "teacher2")
+  result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={data}", f"--output_dir={out}",
+                           f"--config_path={config}", "--epochs=4", "--learning_rate=1e-2", "--export_dir=-")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert _json(os.path.join(out, "training_summary.json"))["label_list"] == ["0", "1"]
+  return {"config": config, "ckpt": out, "data": data}
+
+
+def test_two_teachers_with_schedules(setup, teacher, second_teacher):
+  """Stage 2 averages two teachers (the second reads its own vocab), temperature 4 -> 1, gold weight 0 -> 0.5."""
+  out = str(setup["dir"] / "two_teachers")
+  result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
+                f"--teacher_config_path={setup['teacher_config']},{second_teacher['config']}",
+                f"--teacher_ckpt_path={teacher},{second_teacher['ckpt']}", f"--teacher_data_dir=,{second_teacher['data']}",
+                "--teacher_weights=2,1", "--distill_stage=prediction", "--prediction_epochs=2", "--learning_rate=1e-2",
+                "--temperature=4", "--temperature_end=1", "--gold_label_weight_end=0.5", "--export_dir=-")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "logits of 2 teachers over 256 examples computed" in result.stderr
+  summary = _json(os.path.join(out, "training_summary.json"))
+  assert summary["teacher_weights"] == [2.0, 1.0] and summary["label_list"] == ["0", "1"]
+  (stage,) = summary["stages"]
+  assert stage["temperature"] == [4.0, 1.0] and stage["gold_label_weight"] == [0.0, 0.5]
+  history = stage["history"]  # 32 steps in loops of 4: each entry is the mean of its loop's values.
+  assert len(history) == 8
+  # Step i (0-based, 32 steps) has temperature 4 - 3 i / 31; loop k averages steps 4k..4k+3.
+  want_t = [np.mean([4 - 3 * i / 31 for i in range(4 * k, 4 * k + 4)]) for k in range(8)]
+  np.testing.assert_allclose([h["temperature"] for h in history], want_t, rtol=1e-5)
+  np.testing.assert_allclose([h["gold_label_weight"] for h in history], [(4 - t) / 6 for t in want_t], rtol=1e-5)
+  assert all(np.isfinite(h["gold"]) and np.isfinite(h["prediction"]) for h in history)
+  assert f"temperature {want_t[0]:.4f}" in result.stderr  # The progress line shows the schedule values.
+
+
+def test_minilmv2_stage_one_with_another_head_count(setup, teacher):
+  d = setup["dir"]
+  student = tiny.write_config(d / "student_h4.json", num_hidden_layers=2, hidden_size=8, intermediate_size=16,
+                              num_attention_heads=4, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+  out = str(d / "minilmv2")
+  result = _run(setup, f"--output_dir={out}", f"--config_path={student}",
+                f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
+                "--intermediate_loss=minilmv2", "--intermediate_epochs=2", "--prediction_epochs=1",
+                "--learning_rate=1e-2", "--export_dir=-")
+  assert result.returncode == 0, result.stderr[-3000:]
+  stages = _json(os.path.join(out, "training_summary.json"))["stages"]
+  history = stages[0]["history"]
+  assert set(history[0]) >= {"query_relation", "key_relation", "value_relation"}
+  assert history[-1]["total"] < history[0]["total"]
+  assert np.isfinite(stages[1]["final_losses"]["prediction"])
+
+
+def test_init_from_teacher_starts_at_the_teacher(setup, teacher):
+  """Equal width, layer map 1,2: the student is the teacher's first two layers, so stage 1's hidden loss is ~0."""
+  d = setup["dir"]
+  student = tiny.write_config(d / "student_wide.json", num_hidden_layers=2, hidden_dropout_prob=0.0,
+                              attention_probs_dropout_prob=0.0)
+  out = str(d / "init_from_teacher")
+  result = _run(setup, f"--output_dir={out}", f"--config_path={student}",
+                f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
+                "--init_from_teacher", "--layer_map=1,2", "--distill_stage=intermediate", "--intermediate_epochs=1",
+                "--export_dir=-")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "teacher layers [1, 2] copied into student layers 1..2" in result.stderr
+  first = _json(os.path.join(out, "training_summary.json"))["stages"][0]["history"][0]
+  assert first["hidden"] < 1e-5 and first["embedding"] < 1e-5, first
+
+
+def test_augmented_rows_train_on_teacher_targets_only(setup, teacher):
+  """64 augmented rows (label -1) join the 256 training rows; the gold term ignores them and stays finite."""
+  data = _copy_data(setup["data"], setup["dir"] / "data_augmented", augmented=64)
+  out = str(setup["dir"] / "augmented")
+  result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={data}", f"--output_dir={out}",
+                           f"--config_path={setup['student_config']}",
+                           f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
+                           "--augmented_data", "--distill_stage=prediction", "--prediction_epochs=1",
+                           "--gold_label_weight=1", "--learning_rate=1e-2", "--export_dir=-")
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = _json(os.path.join(out, "training_summary.json"))
+  assert summary["train_examples"] == 320
+  (stage,) = summary["stages"]
+  assert stage["steps_per_epoch"] == 320 // 16 and stage["steps"] == 20
+  assert all(np.isfinite(h["gold"]) and h["gold"] > 0 for h in stage["history"])
+  results = _json(os.path.join(out, "eval_results.json"))
+  assert set(results) >= {"epochs", "best", "test"} and "train_augmented" not in json.dumps(results)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("family", "data was prepared with roberta special tokens"),
+    ("family_teacher", "the --teacher_config_path model is a bert"),
+    ("aug_no_teacher", "--augmented_data needs --teacher_config_path"),
+    ("aug_missing", "lists no train_augmented records"),
+    ("init_ckpt", "--init_from_teacher and --ckpt_path both set"),
+    ("init_no_teacher", "--init_from_teacher needs --teacher_config_path"),
+    ("weights", "--teacher_weights has 3 weights for 1 teachers"),
+    ("ckpts", "--teacher_ckpt_path has 2 entries but --teacher_config_path has 1"),
+    ("label_set", "every teacher must share the task's label set"),
+    ("temperature_end", "--temperature_end must be above 0"),
+    ("gold_end", "--gold_label_weight_end must be at least 0"),
+    ("first_teacher_dir", "--teacher_data_dir: the first teacher also teaches stage 1"),
+    ("heads", "--intermediate_loss=tinybert compares attention heads one to one"),
+    ("minilm_cache", "--cache_teacher_outputs=all caches TinyBERT's layers"),
+])
+def test_new_flag_refusals(setup, teacher, case, message):
+  d = setup["dir"]
+  args = {"output_dir": d / "refused_new", "config_path": setup["student_config"],
+          "teacher_config_path": setup["teacher_config"], "teacher_ckpt_path": teacher}
+  if case in ("family", "family_teacher"):
+    data = d / f"data_{case}"
+    if not data.exists():
+      shutil.copytree(setup["data"], data)
+      meta = _json(data / "meta.json")
+      (data / "meta.json").write_text(json.dumps(dict(meta, special_tokens={"scheme": "roberta"})))
+    args["data_dir"] = data
+    if case == "family_teacher":
+      args["config_path"] = tiny.write_config(d / "student_roberta.json", model_type="roberta", num_hidden_layers=2,
+                                              hidden_size=8, intermediate_size=16)
+  elif case == "aug_no_teacher":
+    args.update(teacher_config_path="", teacher_ckpt_path="", augmented_data="true")
+  elif case == "aug_missing":
+    args["augmented_data"] = "true"
+  elif case == "init_ckpt":
+    args.update(init_from_teacher="true", ckpt_path=teacher)
+  elif case == "init_no_teacher":
+    args.update(teacher_config_path="", teacher_ckpt_path="", init_from_teacher="true")
+  elif case == "weights":
+    args["teacher_weights"] = "1,2,3"
+  elif case == "ckpts":
+    args["teacher_ckpt_path"] = f"{teacher},{teacher}"
+  elif case == "label_set":
+    other = d / "teacher_other_labels"
+    if not other.exists():
+      shutil.copytree(teacher, other)
+      summary = _json(other / "training_summary.json")
+      (other / "training_summary.json").write_text(json.dumps(dict(summary, label_list=["neg", "pos"])))
+    args["teacher_ckpt_path"] = other
+  elif case == "temperature_end":
+    args["temperature_end"] = 0
+  elif case == "gold_end":
+    args["gold_label_weight_end"] = -1
+  elif case == "first_teacher_dir":
+    args["teacher_data_dir"] = setup["data"]
+  elif case == "heads":
+    args["config_path"] = tiny.write_config(d / "student_h4_refused.json", num_hidden_layers=2, num_attention_heads=4)
+  elif case == "minilm_cache":
+    args.update(intermediate_loss="minilm", cache_teacher_outputs="all")
+  result = _run(setup, *[f"--{k}={v}" for k, v in args.items()])
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
+  assert message in result.stderr.strip().splitlines()[-1]
+  assert not os.path.exists(os.path.join(d / "refused_new", "checkpoints"))

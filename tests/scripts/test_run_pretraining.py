@@ -105,7 +105,13 @@ def test_resume_matches_uninterrupted_run(full_run, setup):
     ({"teacher_ckpt_path": "/nonexistent/teacher"}, "--teacher_ckpt_path: not found"),
     ({"config_path": "VOCAB"}, "vocab_size 99"),
     ({"config_path": "HEADS"}, "the student has 4 heads"),
+    ({"config_path": "HEADS", "intermediate_loss": "minilm"}, "--intermediate_loss=minilm compares attention heads"),
+    ({"intermediate_loss": "minilmv2", "relation_heads": 3}, "--relation_heads=3 does not divide the student's"),
+    ({"intermediate_loss": "minilm", "minilm_teacher_layer": 5}, "--minilm_teacher_layer=5 is out of range"),
     ({"init_embeddings_from_teacher": "true", "ckpt_path": "TEACHER"}, "set the student's starting weights; choose"),
+    ({"init_from_teacher": "true", "ckpt_path": "TEACHER"}, "--init_from_teacher and --ckpt_path both set"),
+    ({"init_from_teacher": "true", "init_embeddings_from_teacher": "true"}, "already includes"),
+    ({"data_dir": "ROBERTA"}, "data was prepared with roberta special tokens"),
 ])
 def test_refusals(setup, overrides, message):
   d = setup["dir"]
@@ -113,6 +119,11 @@ def test_refusals(setup, overrides, message):
     overrides["config_path"] = tiny.write_config(d / "vocab99.json", vocab_size=99, num_hidden_layers=2)
   if overrides.get("config_path") == "HEADS":
     overrides["config_path"] = tiny.write_config(d / "heads4.json", num_attention_heads=4, num_hidden_layers=2)
+  if overrides.get("data_dir") == "ROBERTA":  # The family check: RoBERTa-style specials for a BERT config.
+    data = shutil.copytree(setup["data"], d / "roberta_data", dirs_exist_ok=True)
+    meta = json.loads((data / "meta.json").read_text())
+    (data / "meta.json").write_text(json.dumps(dict(meta, special_tokens={"scheme": "roberta"})))
+    overrides["data_dir"] = str(data)
   if overrides.get("ckpt_path") == "TEACHER":
     overrides["ckpt_path"] = setup["teacher"]
   args = [a for a in _args(setup, str(d / "refused")) if not a.startswith("--max_seq_length")]
@@ -134,3 +145,37 @@ def test_init_embeddings_from_teacher(setup):
   assert result.returncode == 0, result.stderr[-3000:]
   assert "student embeddings set from the teacher's top 8 of 16 principal directions" in result.stderr
   assert _summary(out)["init_embeddings_from_teacher"] is True
+
+
+def test_minilmv2_with_another_head_count(setup):
+  """MiniLMv2 relates queries, keys and values over R relation heads, so a 4-head student learns from 2 heads."""
+  d = setup["dir"]
+  student = tiny.write_config(d / "heads4_v2.json", num_hidden_layers=2, hidden_size=8, intermediate_size=16,
+                              num_attention_heads=4)
+  out = str(d / "minilmv2")
+  result = tiny.run_script("run_pretraining.py", *_args(setup, out, config_path=student, learning_rate=1e-2),
+                           "--intermediate_loss=minilmv2", "--minilm_teacher_layer=3")
+  assert result.returncode == 0, result.stderr[-3000:]
+  summary = _summary(out)
+  assert summary["intermediate_loss"] == "minilmv2" and summary["relation_heads"] == 2
+  assert summary["minilm_teacher_layer"] == 3
+  history = summary["history"]
+  assert set(history[-1]) >= {"query_relation", "key_relation", "value_relation", "total"}
+  assert history[-1]["total"] < history[0]["total"]
+
+
+def test_init_from_teacher_copies_layers(setup):
+  """At equal width with a consecutive layer map, the student starts as the teacher's first layers: loss ~0.
+
+  (A tiny learning rate: Adam moves every weight by about the learning rate whatever the gradient's size.)
+  """
+  d = setup["dir"]
+  student = tiny.write_config(d / "wide_student.json", num_hidden_layers=2, hidden_dropout_prob=0.0,
+                              attention_probs_dropout_prob=0.0)
+  out = str(d / "init_layers")
+  result = tiny.run_script("run_pretraining.py", *_args(setup, out, config_path=student, epochs=1, steps_per_epoch=5,
+                                                         layer_map="1,2", learning_rate=1e-7), "--init_from_teacher")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "teacher layers [1, 2] copied into student layers 1..2" in result.stderr
+  first = _summary(out)["history"][0]
+  assert first["hidden"] < 1e-4 and first["embedding"] < 1e-4, first
