@@ -22,12 +22,10 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-
-from benchmarks.bench_distillation_throughput import LAYER_MAP, ROOT, machine_info, save_results
+from bench_distillation_throughput import LAYER_MAP, ROOT, machine_info, save_results
 
 STUDENT_CONFIG = "configs/tinybert_4l_312.json"
 

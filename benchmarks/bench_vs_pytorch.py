@@ -29,10 +29,9 @@ import statistics
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from benchmarks.bench_distillation_throughput import (
+from bench_distillation_throughput import (
   CONFIGS,
   ROOT,
   config_options,

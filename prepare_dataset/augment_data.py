@@ -36,8 +36,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 import numpy as np
 from absl import app, flags, logging
 
