@@ -78,6 +78,17 @@ LAYER_MAP = "2,3,5,6"  # 6 teacher layers onto 4 (no uniform map exists), as the
 DEFAULT_CONFIGS = "fp32,fp32_xla,bf16,fp32_intra2_inter1"
 
 
+def minilm_pair():
+  """(teacher folder, teacher config, student config, layer map) of the MiniLM-L6 → TinyBERT4 pair measured here."""
+  from modeling import assets, load_config
+  from modeling.losses import parse_layer_map
+  teacher_dir = assets.minilm_dir()
+  teacher_config = load_config(os.path.join(teacher_dir, "config.json"))
+  student_config = load_config(STUDENT_CONFIG)
+  layer_map = parse_layer_map(LAYER_MAP, teacher_config.num_hidden_layers, student_config.num_hidden_layers)
+  return teacher_dir, teacher_config, student_config, layer_map
+
+
 def machine_info() -> dict:
   """CPU model, core count, TF version, date and the 1/5/15-minute load averages, for every results file."""
   import tensorflow as tf

@@ -28,7 +28,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-from bench_distillation_throughput import LAYER_MAP, ROOT, machine_info, save_results
+from bench_distillation_throughput import machine_info, minilm_pair, save_results
 
 STUDENT_CONFIG = "configs/tinybert_4l_312.json"
 
@@ -69,14 +69,11 @@ def main():
   result = machine_info()
   import tensorflow as tf
 
-  from modeling import assets, load_config, restore_encoder, teacher_cache, training
-  from modeling.losses import IntermediateDistillation, parse_layer_map
+  from modeling import restore_encoder, teacher_cache, training
+  from modeling.losses import IntermediateDistillation
   from modeling.models import build_task_model
 
-  teacher_dir = assets.minilm_dir()
-  teacher_config = load_config(os.path.join(teacher_dir, "config.json"))
-  student_config = load_config(os.path.join(ROOT, STUDENT_CONFIG))
-  layer_map = parse_layer_map(LAYER_MAP, teacher_config.num_hidden_layers, student_config.num_hidden_layers)
+  teacher_dir, teacher_config, student_config, layer_map = minilm_pair()
   tf.random.set_seed(0)
   teacher = build_task_model(teacher_config, 2)
   restore_encoder(teacher.encoder, teacher_config, teacher_dir)

@@ -25,7 +25,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
-from bench_distillation_throughput import LAYER_MAP, ROOT, machine_info, save_results
+from bench_distillation_throughput import machine_info, minilm_pair, save_results
 
 STUDENT_CONFIG = "configs/tinybert_4l_312.json"
 
@@ -80,15 +80,12 @@ def main():
   result = machine_info()
   import tensorflow as tf
 
-  from modeling import assets, build_encoder, load_config, restore_encoder, tokenization
-  from modeling.losses import IntermediateDistillation, parse_layer_map
+  from modeling import build_encoder, restore_encoder, tokenization
+  from modeling.losses import IntermediateDistillation
   from modeling.teacher_init import init_from_teacher
   from prepare_dataset import dataset_processors
 
-  teacher_dir = assets.minilm_dir()
-  teacher_config = load_config(os.path.join(teacher_dir, "config.json"))
-  student_config = load_config(os.path.join(ROOT, STUDENT_CONFIG))
-  layer_map = parse_layer_map(LAYER_MAP, teacher_config.num_hidden_layers, student_config.num_hidden_layers)
+  teacher_dir, teacher_config, student_config, layer_map = minilm_pair()
   teacher = build_encoder(teacher_config)
   restore_encoder(teacher, teacher_config, teacher_dir)
   tokenizer = tokenization.build_tokenizer(os.path.join(teacher_dir, "vocab.txt"))
