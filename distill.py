@@ -21,6 +21,7 @@ whose output is complete is skipped, and the training steps continue from their 
 
 import dataclasses
 import os
+import types
 
 from absl import flags, logging
 
@@ -176,7 +177,10 @@ def _validate(f: flags.FlagValues) -> Settings:
   if layer_map == "auto":
     layer_map = ",".join(map(str, pipeline.spread_layer_map(teacher.config.num_hidden_layers,
                                                             student.num_hidden_layers)))
-  cli.check_pair(student, teacher.config, layer_map, f.max_seq_length)
+  # The same check run_finetuning.py makes with TinyBERT's losses (the intermediate loss distill.py asks for).
+  check_flags = types.SimpleNamespace(intermediate_loss="tinybert", layer_map=layer_map, attention_loss="logits_mse",
+                                      projection="shared", loss_weights="", relation_heads=0, minilm_teacher_layer=0)
+  cli.check_pair(student, teacher.config, f.max_seq_length, check_flags)
   if f.general_student:
     cli.check_path("general_student", f.general_student)
   files.ensure_writable_dir(f.output_dir, "output_dir")

@@ -127,7 +127,8 @@ def load_masked_lm(folder: str) -> MaskedLanguageModel:
   if config.model_type not in ("bert", "tinybert"):
     raise UserError(f"--mlm_path {folder}: model_type {config.model_type!r}; only BERT masked LMs are read")
   tokenizer = tokenization.build_tokenizer(os.path.join(folder, "vocab.txt"), vocab_flag="mlm_path")
-  vocab = tokenization._read_wordpiece_vocab(os.path.join(folder, "vocab.txt"), "mlm_path")
+  with open(os.path.join(folder, "vocab.txt"), encoding="utf-8") as f:
+    vocab = tokenization.wordpiece_tokens(f.read())
   if "[MASK]" not in vocab:
     raise UserError(f"--mlm_path {folder}: vocab.txt has no [MASK] token")
   if len(vocab) != config.vocab_size:

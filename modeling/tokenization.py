@@ -432,10 +432,14 @@ def _infer_lower_case(pieces: Sequence[str]) -> bool:
   return True
 
 
+def wordpiece_tokens(content: str) -> list[str]:
+  """The tokens of a WordPiece vocab.txt's text, in id order: one per line, surrounding whitespace dropped."""
+  return [line.strip() for line in content.split("\n")[:-1 if content.endswith("\n") else None]]
+
+
 def _build_wordpiece(vocab_file: str, content: str, do_lower_case: bool | None, scheme: str | None, flag: str,
                      build_args: dict) -> Tokenizer:
-  # Like the reference loader: one token per line, surrounding whitespace dropped.
-  vocab = [line.strip() for line in content.split("\n")[:-1 if content.endswith("\n") else None]]
+  vocab = wordpiece_tokens(content)
   index = {}
   for i, token in enumerate(vocab):
     index.setdefault(token, i)
