@@ -138,3 +138,14 @@ class Scripts:
 # A tiny MPNet: no token types, positions numbered after pad id 1 (so two more position rows than usable positions).
 TINY_MPNET = dict(TINY, model_type="mpnet", type_vocab_size=1, pad_token_id=1, max_position_embeddings=66,
                   layer_norm_eps=1e-5, relative_attention_num_buckets=32)
+
+
+def ok(result):
+  """`result` of a script run, after asserting it succeeded (its stderr's end is the failure message)."""
+  assert result.returncode == 0, result.stderr[-4000:]
+  return result
+
+
+def read_json(path):
+  with open(path) as f:
+    return json.load(f)

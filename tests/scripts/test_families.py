@@ -19,6 +19,7 @@ import tensorflow as tf
 from absl import flags
 
 from tests import tiny
+from tests.tiny import read_json
 
 SEQ = 16
 # teacher family -> student family, and the tokenizer both read.
@@ -42,16 +43,6 @@ _POSITIVE, _NEGATIVE = ["good", "great", "fine"], ["bad", "dull", "awful"]
 _FILLER = ["the", "movie", "plot", "cast", "was", "a", "story", "film", "and", "it"]
 # MPNet's vocab.txt layout: RoBERTa's specials in front, `<mask>` at the end, WordPiece entries between.
 _MPNET_VOCAB = ["<s>", "<pad>", "</s>", "<unk>", *_POSITIVE, *_NEGATIVE, *_FILLER, ".", "<mask>"]
-
-
-def _ok(result):
-  assert result.returncode == 0, result.stderr[-4000:]
-  return result
-
-
-def _json(path):
-  with open(path) as f:
-    return json.load(f)
 
 
 def _sentence(rng, label):
@@ -130,7 +121,7 @@ def data(assets):
   folders = {}
   for tokenizer in ("spm", "bpe", "mpnet"):
     general, task = str(d / f"general_{tokenizer}"), str(d / f"task_{tokenizer}")
-    folders[tokenizer] = {"general": general, "task": task, "vocab_size": _json(os.path.join(task, "meta.json"))[
+    folders[tokenizer] = {"general": general, "task": task, "vocab_size": read_json(os.path.join(task, "meta.json"))[
         "vocab_size"]}
   return folders
 
@@ -202,11 +193,11 @@ def test_every_family_is_teacher_and_student_once():
                                        "mask_id": len(_MPNET_VOCAB) - 1})])
 def test_data_meta_names_the_tokenizer_and_specials(data, tokenizer, kind, scheme, ids):
   for folder in (data[tokenizer]["general"], data[tokenizer]["task"]):
-    meta = _json(os.path.join(folder, "meta.json"))
+    meta = read_json(os.path.join(folder, "meta.json"))
     assert meta["tokenizer"] == kind, folder
     assert meta["special_tokens"] == dict(ids, scheme=scheme), folder
   assert os.path.isfile(os.path.join(data[tokenizer]["general"], "train.tfrecord"))
-  task_meta = _json(os.path.join(data[tokenizer]["task"], "meta.json"))
+  task_meta = read_json(os.path.join(data[tokenizer]["task"], "meta.json"))
   assert task_meta["num_examples"] == {"train": 96, "dev": 32, "test": 16}
   assert task_meta["label_list"] == ["neg", "pos"]
 
@@ -214,38 +205,38 @@ def test_data_meta_names_the_tokenizer_and_specials(data, tokenizer, kind, schem
 @pytest.mark.parametrize("family", FAMILIES)
 def test_teacher_fine_tunes(teachers, family):
   out = teachers[family]
-  assert _json(os.path.join(out, "config.json"))["model_type"] == family
-  results = _json(os.path.join(out, "eval_results.json"))
+  assert read_json(os.path.join(out, "config.json"))["model_type"] == family
+  results = read_json(os.path.join(out, "eval_results.json"))
   assert [r["epoch"] for r in results["epochs"]] == [1, 2]
   assert all(0 <= r["accuracy"] <= 1 for r in results["epochs"])
   assert tf.train.latest_checkpoint(os.path.join(out, "best"))
-  summary = _json(os.path.join(out, "training_summary.json"))
+  summary = read_json(os.path.join(out, "training_summary.json"))
   assert all(np.isfinite(v) for stage in summary["stages"] for v in stage["final_losses"].values())
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_general_distillation(students, family):
   out = students[family]["general"]
-  summary = _json(os.path.join(out, "training_summary.json"))
+  summary = read_json(os.path.join(out, "training_summary.json"))
   assert summary["global_step"] == 6 and [h["step"] for h in summary["history"]] == [6]
   assert all(np.isfinite(v) for h in summary["history"] for k, v in h.items() if k != "step")
   assert tf.train.latest_checkpoint(os.path.join(out, "checkpoints")).endswith("ckpt-6")
-  assert _json(os.path.join(out, "config.json"))["model_type"] == family
+  assert read_json(os.path.join(out, "config.json"))["model_type"] == family
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_task_distillation(students, family):
   out = students[family]["task"]
-  summary = _json(os.path.join(out, "training_summary.json"))
+  summary = read_json(os.path.join(out, "training_summary.json"))
   assert [s["stage"] for s in summary["stages"]] == ["intermediate", "prediction"]
   for stage in summary["stages"]:
     assert stage["final_losses"] and all(np.isfinite(v) for v in stage["final_losses"].values()), stage
-  results = _json(os.path.join(out, "eval_results.json"))
+  results = read_json(os.path.join(out, "eval_results.json"))
   assert [r["stage"] for r in results["epochs"]] == ["prediction"]
   assert 0 <= results["final_dev"]["accuracy"] <= 1
   assert tf.train.latest_checkpoint(os.path.join(out, "intermediate", "checkpoints"))
   assert tf.train.latest_checkpoint(os.path.join(out, "best"))
-  assert _json(os.path.join(out, "config.json"))["model_type"] == family
+  assert read_json(os.path.join(out, "config.json"))["model_type"] == family
   assert os.path.isfile(os.path.join(out, "saved_model", "saved_model.pb"))
 
 

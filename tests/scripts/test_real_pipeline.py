@@ -14,21 +14,12 @@ import numpy as np
 import pytest
 
 from tests import tiny
+from tests.tiny import ok, read_json
 
 SEQ = 32
 STUDENT = {"model_type": "tinybert", "vocab_size": 30522, "hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 12,
                "intermediate_size": 96, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
                "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02}
-
-
-def _ok(result):
-  assert result.returncode == 0, result.stderr[-4000:]
-  return result
-
-
-def _json(path):
-  with open(path) as f:
-    return json.load(f)
 
 
 @pytest.fixture(scope="module")
@@ -41,23 +32,23 @@ def pipeline(tmp_path_factory, minilm_dir):
   teacher_config = os.path.join(minilm_dir, "config.json")
   paths = {"dir": d, "student_config": student_config, "vocab": vocab, "general": str(d / "general"),
                "task_data": str(d / "rt"), "teacher": str(d / "teacher"), "student": str(d / "student")}
-  _ok(tiny.run_script("prepare_dataset/news_to_text.py", f"--output_file={d / 'news.txt'}", "--max_articles=20"))
-  _ok(tiny.run_script("prepare_dataset/create_distilled_pretraining_data.py", "--input_file", str(d / "news.txt"),
+  ok(tiny.run_script("prepare_dataset/news_to_text.py", f"--output_file={d / 'news.txt'}", "--max_articles=20"))
+  ok(tiny.run_script("prepare_dataset/create_distilled_pretraining_data.py", "--input_file", str(d / "news.txt"),
                       "--output_file", str(d / "general_data" / "train.tfrecord"), "--vocab_file", vocab,
                       "--max_seq_length", str(SEQ)))
-  paths["general_log"] = _ok(tiny.run_script(
+  paths["general_log"] = ok(tiny.run_script(
       "run_pretraining.py", "--data_dir", str(d / "general_data"), "--output_dir", paths["general"],
       "--config_path", student_config, "--teacher_config_path", teacher_config, "--teacher_ckpt_path", minilm_dir,
       "--max_seq_length", str(SEQ), "--batch_size", "8", "--epochs", "1", "--steps_per_epoch", "30",
       "--steps_per_loop", "10", "--warmup_steps", "3", "--learning_rate", "1e-3", "--seed", "1")).stderr
-  _ok(tiny.run_script("prepare_dataset/create_finetuning_data.py", "--task_name", "rotten_tomatoes", "--vocab_path",
+  ok(tiny.run_script("prepare_dataset/create_finetuning_data.py", "--task_name", "rotten_tomatoes", "--vocab_path",
                       vocab, "--output_dir", paths["task_data"], "--max_seq_length", str(SEQ),
                       "--max_examples", "800"))
-  _ok(tiny.run_script("run_finetuning.py", "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
+  ok(tiny.run_script("run_finetuning.py", "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
                       "--output_dir", paths["teacher"], "--config_path", teacher_config, "--ckpt_path", minilm_dir,
                       "--max_seq_length", str(SEQ), "--batch_size", "16", "--epochs", "2", "--learning_rate", "5e-5",
                       "--seed", "1", "--export_dir=-"))
-  _ok(tiny.run_script("run_finetuning.py", "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
+  ok(tiny.run_script("run_finetuning.py", "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
                       "--output_dir", paths["student"], "--config_path", student_config,
                       "--teacher_config_path", os.path.join(paths["teacher"], "config.json"),
                       "--ckpt_path", paths["general"], "--teacher_ckpt_path", paths["teacher"],
@@ -67,7 +58,7 @@ def pipeline(tmp_path_factory, minilm_dir):
 
 
 def test_general_distillation_on_real_text(pipeline):
-  summary = _json(os.path.join(pipeline["general"], "training_summary.json"))
+  summary = read_json(os.path.join(pipeline["general"], "training_summary.json"))
   history = summary["history"]
   assert summary["global_step"] == 30 and summary["layer_map"] == [3, 6]
   assert history[-1]["total"] < history[0]["total"]
@@ -78,15 +69,15 @@ def test_general_distillation_on_real_text(pipeline):
 
 
 def test_teacher_learns_the_task(pipeline):
-  results = _json(os.path.join(pipeline["teacher"], "eval_results.json"))
+  results = read_json(os.path.join(pipeline["teacher"], "eval_results.json"))
   # The majority class ("fresh") is about 58% of this dev slice; 2 epochs of 800 reviews reach about 0.75.
   assert results["best"]["accuracy"] > 0.65
 
 
 def test_student_distilled_in_both_stages(pipeline):
-  summary = _json(os.path.join(pipeline["student"], "training_summary.json"))
+  summary = read_json(os.path.join(pipeline["student"], "training_summary.json"))
   assert [s["stage"] for s in summary["stages"]] == ["intermediate", "prediction"]
-  results = _json(os.path.join(pipeline["student"], "eval_results.json"))
+  results = read_json(os.path.join(pipeline["student"], "eval_results.json"))
   assert 0 <= results["final_dev"]["accuracy"] <= 1
   assert os.path.isfile(os.path.join(pipeline["student"], "vocab.txt"))
 
