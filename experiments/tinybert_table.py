@@ -44,18 +44,19 @@ same checkpoint's, untouched by any choice.
 
 Compute per run with the MPNet teacher at scale `medium`, Rotten Tomatoes (10,250 train reviews, seq 64, 320 steps
 of 32 per epoch), estimated from the code on 2 unloaded cores with one MPNet training step at about 9 s, an MPNet
-forward pass at about 3 s and a student step at about 0.6 s; under the load of a shared machine (load 6-10)
+forward pass at about 3 s and a student step at about 0.6 s (from its FLOPs against MPNet's); under the load of a shared machine (load 6-10)
 MPNet steps were measured 3x slower:
   teacher                   1 epoch: ~50 min (2-4 h loaded).
   general student           400 steps, each an MPNet forward pass and a student step: ~25 min (1-2 h loaded).
   no distillation           6 epochs: ~20 min.
-  Hinton KD                 6 epochs ~20 min, plus once per task the teacher's logits (~16 min, a few kB).
-  task KD                   3 + 3 epochs ~20 min, plus once per task the stage-1 cache (~16 min, 6.8 GB on disk).
+  Hinton KD                 6 epochs ~20 min, plus once per task its own pass for the teacher's logits (~16 min).
+  task KD                   3 + 3 epochs ~20 min, plus once per task the stage-1 cache (~16 min, 6.8 GB on disk)
+                            and the logits (~16 min).
   TinyBERT                  as task KD, plus the general student once.
   init from teacher         as task KD.
-  TinyBERT + augmentation   4 copies: 51k rows, 1,600 steps per epoch: 3 + 3 epochs ~1.6 h, plus once per task
+  TinyBERT + augmentation   4 copies: ~51k rows, 1,600 steps per epoch: 3 + 3 epochs ~1.6 h, plus once per task
                             the augmentation (~2 min) and both caches on the augmented data (~2.7 h, 34 GB on disk).
-Every student row after the first shares the caches, so seeds 2 and 3 cost only their epochs. BBC News (seq 128,
+The distillation rows share the caches (Hinton KD its own logits), so seeds 2 and 3 cost only their epochs. BBC News (seq 128,
 1,785 articles) costs about a fifth of Rotten Tomatoes per student epoch, with a 3-epoch teacher of about 1 h and a
 4.6 GB cache. IMDB (`imdb_reviews`, 20,028 reviews at seq 128) is listed but not run by default: its stage-1 cache
 would take 51 GB, so its rows cache only the logits and recompute the teacher in stage 1 (~4 h per stage-1 run), a
