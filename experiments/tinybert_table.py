@@ -1,71 +1,143 @@
-"""A quality table in the TinyBERT paper's style, from real runs on Rotten Tomatoes and BBC News.
+r"""A quality table in the TinyBERT paper's style, from real runs: a teacher and its 4-layer students on real tasks.
 
-Rows, all with the same 4-layer student (`configs/tinybert_4l_312.json`) unless noted:
-  teacher         MiniLM-L6-H384 fine-tuned on the task (run_finetuning.py without a teacher)
-  no distillation the student trained on the task alone, from random initialisation
-  Hinton KD       prediction-layer distillation only (soft targets), from random initialisation
-  task KD         both task-distillation stages, from random initialisation (no general distillation)
-  TinyBERT        both task-distillation stages from the general-distilled student (general + task)
+  python3 experiments/tinybert_table.py --intra_op_threads 1 --inter_op_threads 1      # the MiniLM table (medium)
+  python3 experiments/tinybert_table.py --teacher mpnet --seeds 1 \
+    --rows teacher,no,hinton,task,tinybert,init_from_teacher,tinybert_augmented         # the MPNet table, seed 1
 
-The general-distilled student is made here too: all the news articles (about 2.7M tokens), MiniLM -> TinyBERT4 at
-seq 128, starting from the teacher's projected embeddings (`run_pretraining.py --init_embeddings_from_teacher`,
-an addition to the paper's recipe that matters when the text is this small).
+Teachers (`--teacher`):
+  minilm (default)  MiniLM-L6-H384 (22.7M) -> TinyBERT4 (`configs/tinybert_4l_312.json`, 14.4M), layer map 2,3,5,6;
+                    Rotten Tomatoes and BBC News by default; outputs in experiments_output/<scale>/.
+  mpnet             all-mpnet-base-v2 (109.5M, the TinyBERT paper's teacher size) -> the TinyBERT4-shaped MPNet
+                    student (`configs/mpnet_4l_312.json`, on the teacher's vocab and specials), layer map 3,6,9,12;
+                    Rotten Tomatoes by default; outputs in experiments_output/<scale>_mpnet/.
 
-Columns: encoder parameters, the dev metric as mean ± std over the seeds, and % of the teacher. Every run is one of
-the documented commands, so each number can be reproduced by hand. Hyperparameters are fixed below, chosen before
-the runs reported here, and not tuned on their dev sets, with one exception: the students' learning rate is 5e-4
-because an earlier try at 1e-4 left the student trained alone at the majority class on Rotten Tomatoes dev. Dev
-is the best epoch's, so it
-is selected on itself; test is the same checkpoint's, untouched by any choice. The
-rows without distillation get as many epochs as the two distillation stages together. Distillation rows share a
-cache of the teacher's outputs on disk (`--cache_teacher_outputs all`), which shuffles whole batches. Results go
-to experiments/results/tinybert_table.{md,json,png}; finished runs are skipped, so an interrupted table resumes,
-and `--report_only` rebuilds the table from the runs that finished.
+Rows (`--rows` takes the names or the short keys in brackets; the first five run by default, the last two only when
+named):
+  teacher [teacher]          the teacher fine-tuned on the task (run_finetuning.py without a teacher); one run, seed 1
+  no distillation [no]       the student trained on the task alone, from random initialisation
+  Hinton KD [hinton]         prediction-layer distillation only (soft targets), from random initialisation
+  task KD [task]             both task-distillation stages from random initialisation (no general distillation)
+  TinyBERT (general + task) [tinybert]
+                             both task-distillation stages from the general-distilled student
+  init from teacher [init_from_teacher]
+                             both task-distillation stages from `--init_from_teacher` (no general distillation): the
+                             student is narrower than the teacher, so it starts from the teacher's token, position
+                             and segment embeddings projected onto their top principal directions (and W_h from the
+                             same projection); its layers start random
+  TinyBERT + augmentation [tinybert_augmented]
+                             TinyBERT (general + task) trained on the train split plus `augment_copies` word-replaced
+                             copies of each example (prepare_dataset/augment_data.py, GloVe candidates), learnt from
+                             the teacher only (`--augmented_data`); its data is a folder of its own, data_augmented/
 
-  python3 experiments/tinybert_table.py --intra_op_threads 1 --inter_op_threads 1    # the reported table (medium)
-  python3 experiments/tinybert_table.py --scale full
+The general-distilled student is made here too, from all the news articles (about 2.7M tokens), starting from the
+teacher's projected embeddings (`run_pretraining.py --init_embeddings_from_teacher`, an addition to the paper's
+recipe that matters when the text is this small). Every run is one of the documented commands, printed before it
+runs, so each number can be reproduced by hand; a step whose completion file exists is skipped, so an interrupted
+table resumes and runs made by hand with the same commands are picked up.
+
+Hyperparameters are fixed in SCALES, chosen before the runs and not tuned on their dev sets, except the students'
+learning rate 5e-4 (an earlier 1e-4 left the student trained alone at the majority class). Rows without
+distillation get as many epochs as the two distillation stages together. Distillation rows share a cache of the
+teacher's outputs on disk (`--cache_teacher_outputs`, <task>/teacher_cache/, keyed by the data, the teacher and
+the batch size), which shuffles whole batches. Dev is the best epoch's, so it is selected on itself; test is the
+same checkpoint's, untouched by any choice.
+
+Compute per run with the MPNet teacher at scale `medium`, Rotten Tomatoes (10,250 train reviews, seq 64, 320 steps
+of 32 per epoch), estimated from the code on 2 unloaded cores with one MPNet training step at about 9 s, an MPNet
+forward pass at about 3 s and a student step at about 0.6 s (from its FLOPs against MPNet's); under the load of a shared machine (load 6-10)
+MPNet steps were measured 3x slower:
+  teacher                   1 epoch: ~50 min (2-4 h loaded).
+  general student           400 steps, each an MPNet forward pass and a student step: ~25 min (1-2 h loaded).
+  no distillation           6 epochs: ~20 min.
+  Hinton KD                 6 epochs ~20 min, plus once per task its own pass for the teacher's logits (~16 min).
+  task KD                   3 + 3 epochs ~20 min, plus once per task the stage-1 cache (~16 min, 6.8 GB on disk)
+                            and the logits (~16 min).
+  TinyBERT                  as task KD, plus the general student once.
+  init from teacher         as task KD.
+  TinyBERT + augmentation   4 copies: ~51k rows, 1,600 steps per epoch: 3 + 3 epochs ~1.6 h, plus once per task
+                            the augmentation (~2 min) and both caches on the augmented data (~2.7 h, 34 GB on disk).
+The distillation rows share the caches (Hinton KD its own logits), so seeds 2 and 3 cost only their epochs. BBC News (seq 128,
+1,785 articles) costs about a fifth of Rotten Tomatoes per student epoch, with a 3-epoch teacher of about 1 h and a
+4.6 GB cache. IMDB (`imdb_reviews`, 20,028 reviews at seq 128) is listed but not run by default: its stage-1 cache
+would take 51 GB, so its rows cache only the logits and recompute the teacher in stage 1 (~4 h per stage-1 run), a
+~3.5 h teacher, and about two days unloaded for every row with 3 seeds; augmentation there is not practical.
+
+Results go to experiments/results/tinybert_table.{md,json,png} (MiniLM) or tinybert_table_mpnet.{md,json,png}
+(`--results_dir` changes the folder). The table holds every finished run of the selected tasks, all seeds found
+on disk; `--report_only` rebuilds it without running anything.
 """
 
 import argparse
-import importlib.util
 import json
 import os
+import re
 import statistics
 import sys
 import time
 
-from modeling import assets
+from modeling import assets, files, load_config, pipeline
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = pipeline.ROOT
 
-
-def _load_demo():
-  """demo.py, whose steps and helpers this table reuses; it is a script at the root, not in a package."""
-  spec = importlib.util.spec_from_file_location("demo", os.path.join(ROOT, "demo.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-demo = _load_demo()
-
-SCALES = {
-    # task_examples caps each split (None: all); general_* are the general-distillation run's settings.
-    # bbc_news's files are sorted by class, so its cap takes a random subset (--sample_examples).
-    "medium": {"task_examples": {"rotten_tomatoes": 2000, "bbc_news": 1000},
-               "seq": {"rotten_tomatoes": 64, "bbc_news": 64}, "epochs": 6,
-               "teacher": {"rotten_tomatoes": (3, 5e-5), "bbc_news": (3, 5e-5)},  # (epochs, learning rate)
-               "intermediate_epochs": 3, "prediction_epochs": 3, "batch": 32,
-               "general_steps": 600, "general_batch": 32, "general_seq": 128, "general_learning_rate": 3e-4},
-    "full": {"task_examples": {"rotten_tomatoes": None, "bbc_news": None},
-             "seq": {"rotten_tomatoes": 128, "bbc_news": 256}, "epochs": 13,
-             "teacher": {"rotten_tomatoes": (3, 5e-5), "bbc_news": (3, 5e-5)},
-             "intermediate_epochs": 10, "prediction_epochs": 3, "batch": 32,
-             "general_steps": 20000, "general_batch": 32, "general_seq": 256, "general_learning_rate": 1e-4},
+# Per teacher: its name, its folder, the student config, and the output folder's suffix after the scale's name.
+TEACHERS = {
+    "minilm": ("MiniLM-L6-H384", assets.minilm_dir, "configs/tinybert_4l_312.json", ""),
+    "mpnet": ("all-mpnet-base-v2", assets.mpnet_dir, "configs/mpnet_4l_312.json", "_mpnet"),
 }
-ROWS = ("teacher", "no distillation", "Hinton KD", "task KD", "TinyBERT (general + task)")
-STUDENT = os.path.join(ROOT, "configs", "tinybert_4l_312.json")
+DEFAULT_TASKS = {"minilm": "rotten_tomatoes,bbc_news", "mpnet": "rotten_tomatoes"}
+
+# SCALES[scale][teacher]: task_examples caps each split (None: all; bbc_news's files are sorted by class, so a cap
+# takes a random subset); seq per task; teacher (epochs, learning rate) per task, with its dtype and progress
+# interval; general: the general-distillation run; epochs: the rows without task distillation; intermediate and
+# prediction epochs: the two task-distillation stages; cache: --cache_teacher_outputs per task; augment_copies:
+# augment_data.py --num_augmented.
+SCALES = {
+    "medium": {
+        "minilm": {"task_examples": {"rotten_tomatoes": 2000, "bbc_news": 1000},
+                   "seq": {"rotten_tomatoes": 64, "bbc_news": 64},
+                   "teacher": {"rotten_tomatoes": (3, 5e-5), "bbc_news": (3, 5e-5)},
+                   "teacher_dtype": None, "teacher_steps_per_loop": 20,
+                   "general": {"steps": 600, "batch": 32, "seq": 128, "learning_rate": 3e-4, "dtype": None},
+                   "epochs": 6, "intermediate_epochs": 3, "prediction_epochs": 3, "batch": 32,
+                   "cache": {"rotten_tomatoes": "all", "bbc_news": "all"}, "augment_copies": 4},
+        "mpnet": {"task_examples": {"rotten_tomatoes": None, "bbc_news": None, "imdb_reviews": None},
+                  "seq": {"rotten_tomatoes": 64, "bbc_news": 128, "imdb_reviews": 128},
+                  "teacher": {"rotten_tomatoes": (1, 3e-5), "bbc_news": (3, 3e-5), "imdb_reviews": (1, 3e-5)},
+                  "teacher_dtype": "bfloat16", "teacher_steps_per_loop": 10,
+                  "general": {"steps": 400, "batch": 32, "seq": 64, "learning_rate": 3e-4, "dtype": "bfloat16"},
+                  "epochs": 6, "intermediate_epochs": 3, "prediction_epochs": 3, "batch": 32,
+                  "cache": {"rotten_tomatoes": "all", "bbc_news": "all", "imdb_reviews": "logits"},
+                  "augment_copies": 4},
+    },
+    "full": {
+        "minilm": {"task_examples": {"rotten_tomatoes": None, "bbc_news": None},
+                   "seq": {"rotten_tomatoes": 128, "bbc_news": 256},
+                   "teacher": {"rotten_tomatoes": (3, 5e-5), "bbc_news": (3, 5e-5)},
+                   "teacher_dtype": None, "teacher_steps_per_loop": 20,
+                   "general": {"steps": 20000, "batch": 32, "seq": 256, "learning_rate": 1e-4, "dtype": None},
+                   "epochs": 13, "intermediate_epochs": 10, "prediction_epochs": 3, "batch": 32,
+                   "cache": {"rotten_tomatoes": "all", "bbc_news": "all"}, "augment_copies": 20},
+        "mpnet": {"task_examples": {"rotten_tomatoes": None, "bbc_news": None, "imdb_reviews": None},
+                  "seq": {"rotten_tomatoes": 128, "bbc_news": 256, "imdb_reviews": 256},
+                  "teacher": {"rotten_tomatoes": (3, 2e-5), "bbc_news": (3, 2e-5), "imdb_reviews": (2, 2e-5)},
+                  "teacher_dtype": "bfloat16", "teacher_steps_per_loop": 10,
+                  "general": {"steps": 20000, "batch": 32, "seq": 128, "learning_rate": 1e-4, "dtype": "bfloat16"},
+                  "epochs": 13, "intermediate_epochs": 10, "prediction_epochs": 3, "batch": 32,
+                  "cache": {"rotten_tomatoes": "logits", "bbc_news": "logits", "imdb_reviews": "logits"},
+                  "augment_copies": 20},
+    },
+}
+# Row name -> short key, which also names its run folders <task>/<key>_seed<N> (and <task>/teacher).
+ROW_KEYS = {"teacher": "teacher", "no distillation": "no", "Hinton KD": "hinton", "task KD": "task",
+            "TinyBERT (general + task)": "tinybert", "init from teacher": "init_from_teacher",
+            "TinyBERT + augmentation": "tinybert_augmented"}
+ROWS = tuple(ROW_KEYS)
+DEFAULT_ROWS = ROWS[:5]
+GENERAL_ROWS = ("TinyBERT (general + task)", "TinyBERT + augmentation")
 STUDENT_LEARNING_RATE = 5e-4
+TEACHER_SEED = 1
+AUGMENT_SEED = 1
+STUDENT_STEPS_PER_LOOP = 20
 
 
 def scores_of(folder):
@@ -76,70 +148,148 @@ def scores_of(folder):
   return results["final_dev"][metric], results.get("test", {}).get(metric)
 
 
-def run_general(scale, out, teacher_dir, threads, step):
+def minutes_of(folder):
+  """Wall-clock minutes of a finished training run (training_summary.json's `seconds`), or None if not recorded."""
+  path = os.path.join(folder, "training_summary.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    seconds = json.load(f).get("seconds")
+  return None if seconds is None else seconds / 60
+
+
+def parse_rows(spec):
+  """The rows named in `spec` (comma-separated names or keys, any case), in table order; exits on an unknown one."""
+  by_name = {name.lower(): name for name in ROWS} | {key: name for name, key in ROW_KEYS.items()}
+  wanted = set()
+  for item in filter(None, (x.strip().lower() for x in spec.split(","))):
+    if item not in by_name:
+      sys.exit(f"--rows: unknown row {item!r}; rows are {', '.join(f'{n!r} ({k})' for n, k in ROW_KEYS.items())}")
+    wanted.add(by_name[item])
+  if not wanted:
+    sys.exit(f"--rows={spec!r} names no row")
+  return [row for row in ROWS if row in wanted]
+
+
+def run_general(settings, out, teacher_name, teacher_dir, student_config, layer_map, threads, step):
   """News text -> general-distillation records -> the general-distilled student, as in the README's commands."""
+  general = settings["general"]
   news = os.path.join(out, "news.txt")
   step("general: news articles -> text", "prepare_dataset/news_to_text.py", {"output_file": news}, news)
   data = os.path.join(out, "general_data")
   step("general: prepare", "prepare_dataset/create_distilled_pretraining_data.py",
        {"input_file": news, "output_file": os.path.join(data, "train.tfrecord"),
-        "vocab_file": os.path.join(teacher_dir, "vocab.txt"), "max_seq_length": scale["general_seq"]},
+        "vocab_file": os.path.join(teacher_dir, "vocab.txt"), "max_seq_length": general["seq"]},
        os.path.join(data, "meta.json"))
   student = os.path.join(out, "general_student")
-  steps = scale["general_steps"]
-  step("general: distil MiniLM-L6 -> TinyBERT4", "run_pretraining.py",
-       dict(threads, data_dir=data, output_dir=student, config_path=STUDENT,
+  step(f"general: distil {teacher_name} -> {os.path.basename(student_config)[:-5]}", "run_pretraining.py",
+       dict(threads, data_dir=data, output_dir=student, config_path=student_config,
             teacher_config_path=os.path.join(teacher_dir, "config.json"), teacher_ckpt_path=teacher_dir,
-            max_seq_length=scale["general_seq"], batch_size=scale["general_batch"], epochs=1, steps_per_epoch=steps,
-            steps_per_loop=25, warmup_steps=steps // 10, learning_rate=scale["general_learning_rate"],
-            layer_map=demo.LAYER_MAP, seed=1, save_checkpoint_steps=100, init_embeddings_from_teacher="true"),
+            max_seq_length=general["seq"], batch_size=general["batch"], epochs=1, steps_per_epoch=general["steps"],
+            steps_per_loop=25, warmup_steps=general["steps"] // 10, learning_rate=general["learning_rate"],
+            layer_map=layer_map, seed=1, save_checkpoint_steps=100, init_embeddings_from_teacher=True,
+            dtype=general["dtype"]),
        os.path.join(student, "training_summary.json"))
   return student
 
 
-def run_task(task, seeds, scale, out, general_student, teacher_dir, threads, rows, step):
-  """Runs (or, with `_report_step`, only looks up) every run of `task`; returns ({row: [scores]}, metric)."""
-  seq = scale["seq"][task]
-  data = os.path.join(out, task, "data")
-  vocab = os.path.join(teacher_dir, "vocab.txt")
-  step(f"{task}: prepare", "prepare_dataset/create_finetuning_data.py",
-       {"task_name": task, "vocab_path": vocab, "output_dir": data, "max_seq_length": seq,
-        "max_examples": scale["task_examples"][task],
-        "sample_examples": "true" if task == "bbc_news" and scale["task_examples"][task] else None},
-       os.path.join(data, "meta.json"))
-  common = dict(threads, task_name=task, data_dir=data, max_seq_length=seq, batch_size=scale["batch"],
-                steps_per_loop=20, export_dir="-")
-  teacher = os.path.join(out, task, "teacher")
-  step(f"{task}: teacher", "run_finetuning.py",
-       dict(common, output_dir=teacher, config_path=os.path.join(teacher_dir, "config.json"),
-            ckpt_path=teacher_dir, epochs=scale["teacher"][task][0], learning_rate=scale["teacher"][task][1],
-            seed=seeds[0]),
-       os.path.join(teacher, "training_summary.json"))
-  distill = dict(common, config_path=STUDENT, teacher_config_path=os.path.join(teacher, "config.json"),
-                 teacher_ckpt_path=teacher, layer_map=demo.LAYER_MAP, learning_rate=STUDENT_LEARNING_RATE,
-                 cache_teacher_outputs="all", teacher_cache_dir=os.path.join(out, task, "teacher_cache"))
-  stages = {"intermediate_epochs": scale["intermediate_epochs"], "prediction_epochs": scale["prediction_epochs"]}
-  scores = {"teacher": [scores_of(teacher)]} if os.path.exists(os.path.join(teacher, "eval_results.json")) else {}
-  for seed in seeds:
-    runs = {
-        "no distillation": dict(common, config_path=STUDENT, epochs=scale["epochs"],
-                                learning_rate=STUDENT_LEARNING_RATE),
-        "Hinton KD": dict(distill, distill_stage="prediction", prediction_epochs=scale["epochs"]),
-        "task KD": dict(distill, **stages),
-        "TinyBERT (general + task)": dict(distill, ckpt_path=general_student, **stages),
-    }
-    for row, args in runs.items():
-      folder = os.path.join(out, task, row.split(" ")[0].lower().replace("(", "") + f"_seed{seed}")
-      done = os.path.join(folder, "training_summary.json")
-      if row in rows:
-        step(f"{task}: {row}, seed {seed}", "run_finetuning.py", dict(args, output_dir=folder, seed=seed), done)
-      if os.path.exists(done):
-        scores.setdefault(row, []).append(scores_of(folder))
-  return scores, _metric(data)
+def _prepare(task, settings, teacher_dir, output_dir, step, augmented_file=None):
+  """create_finetuning_data.py for `task` with the teacher's vocab (and the augmented copies, if given)."""
+  examples = settings["task_examples"][task]
+  step(f"{task}: prepare" + (" with augmented copies" if augmented_file else ""),
+       "prepare_dataset/create_finetuning_data.py",
+       {"task_name": task, "vocab_path": os.path.join(teacher_dir, "vocab.txt"), "output_dir": output_dir,
+        "max_seq_length": settings["seq"][task], "max_examples": examples,
+        "sample_examples": "true" if task == "bbc_news" and examples else None, "augmented_file": augmented_file},
+       os.path.join(output_dir, "meta.json"))
+
+
+def _augment(task, settings, task_dir, teacher_dir, step):
+  """augment_data.py's copies of the train split, then the data folder with them; returns that folder."""
+  examples = settings["task_examples"][task]
+  augmented = os.path.join(task_dir, "augmented")
+  step(f"{task}: augment (GloVe, {settings['augment_copies']} copies per example)", "prepare_dataset/augment_data.py",
+       {"task_name": task, "output_dir": augmented, "num_augmented": settings["augment_copies"], "seed": AUGMENT_SEED,
+        "max_examples": examples, "sample_examples": "true" if task == "bbc_news" and examples else None},
+       os.path.join(augmented, "augment_meta.json"))
+  data = os.path.join(task_dir, "data_augmented")
+  _prepare(task, settings, teacher_dir, data, step, augmented_file=os.path.join(augmented, "train_augmented.tsv"))
+  return data
+
+
+def finished_runs(task_dir, key):
+  """{seed: folder} of the finished runs `<key>_seed<N>` in `task_dir`."""
+  pattern = re.compile(rf"{re.escape(key)}_seed(\d+)")
+  runs = {}
+  if os.path.isdir(task_dir):
+    for name in os.listdir(task_dir):
+      match = pattern.fullmatch(name)
+      if match and os.path.exists(os.path.join(task_dir, name, "training_summary.json")):
+        runs[int(match.group(1))] = os.path.join(task_dir, name)
+  return dict(sorted(runs.items()))
+
+
+def run_task(task, seeds, settings, out, general_student, teacher_dir, student_config, layer_map, threads, rows,
+             step):
+  """Runs the selected rows of `task` (the steps skip what is done); returns the finished runs' results.
+
+  Returns:
+    {"metric": the primary metric, "scores": {row: [(dev, test), ...]}, "minutes": {row: [minutes, ...]},
+    "seeds": {row: [seed, ...]}}, over every finished run of the row (the teacher: its one run).
+  """
+  seq = settings["seq"][task]
+  task_dir = os.path.join(out, task)
+  data = os.path.join(task_dir, "data")
+  _prepare(task, settings, teacher_dir, data, step)
+  common = dict(threads, task_name=task, data_dir=data, max_seq_length=seq, batch_size=settings["batch"],
+                export_dir="-")
+  teacher = os.path.join(task_dir, "teacher")
+  if any(row != "no distillation" for row in rows):
+    epochs, learning_rate = settings["teacher"][task]
+    step(f"{task}: teacher", "run_finetuning.py",
+         dict(common, output_dir=teacher, config_path=os.path.join(teacher_dir, "config.json"),
+              ckpt_path=teacher_dir, epochs=epochs, learning_rate=learning_rate, seed=TEACHER_SEED,
+              steps_per_loop=settings["teacher_steps_per_loop"], dtype=settings["teacher_dtype"]),
+         os.path.join(teacher, "training_summary.json"))
+  student = dict(common, config_path=student_config, learning_rate=STUDENT_LEARNING_RATE,
+                 steps_per_loop=STUDENT_STEPS_PER_LOOP)
+  distill = dict(student, teacher_config_path=os.path.join(teacher, "config.json"), teacher_ckpt_path=teacher,
+                 layer_map=layer_map, cache_teacher_outputs=settings["cache"][task],
+                 teacher_cache_dir=os.path.join(task_dir, "teacher_cache"))
+  stages = {"intermediate_epochs": settings["intermediate_epochs"], "prediction_epochs": settings["prediction_epochs"]}
+  runs = {
+      "no distillation": lambda: dict(student, epochs=settings["epochs"]),
+      "Hinton KD": lambda: dict(distill, distill_stage="prediction", prediction_epochs=settings["epochs"]),
+      "task KD": lambda: dict(distill, **stages),
+      "TinyBERT (general + task)": lambda: dict(distill, ckpt_path=general_student, **stages),
+      "init from teacher": lambda: dict(distill, init_from_teacher=True, **stages),
+      "TinyBERT + augmentation": lambda: dict(distill, ckpt_path=general_student, augmented_data=True, **stages,
+                                              data_dir=_augment(task, settings, task_dir, teacher_dir, step)),
+  }
+  # Made once per row: the augmentation row prepares its data here, before any run.
+  args_of = {row: make_args() for row, make_args in runs.items() if row in rows}
+  for seed in seeds:  # Seed by seed, so that a first complete table comes early.
+    for row, args in args_of.items():
+      folder = os.path.join(task_dir, f"{ROW_KEYS[row]}_seed{seed}")
+      step(f"{task}: {row}, seed {seed}", "run_finetuning.py", dict(args, output_dir=folder, seed=seed),
+           os.path.join(folder, "training_summary.json"))
+  result = {"metric": _metric(data), "scores": {}, "minutes": {}, "seeds": {}}
+  found = {row: finished_runs(task_dir, ROW_KEYS[row]) for row in runs}
+  if os.path.exists(os.path.join(teacher, "eval_results.json")):
+    found = {"teacher": {TEACHER_SEED: teacher}} | found
+  for row, by_seed in found.items():
+    if by_seed:
+      result["scores"][row] = [scores_of(folder) for folder in by_seed.values()]
+      result["minutes"][row] = [minutes_of(folder) for folder in by_seed.values()]
+      result["seeds"][row] = list(by_seed)
+  return result
 
 
 def _metric(data):
-  with open(os.path.join(data, "meta.json")) as f:
+  meta = os.path.join(data, "meta.json")
+  if not os.path.exists(meta):
+    return "accuracy"  # Not prepared yet (--report_only): no run to show either.
+  with open(meta) as f:
     return json.load(f)["primary_metric"]
 
 
@@ -147,6 +297,7 @@ def _report_step(title, script, args, done_file):
   """With --report_only: nothing runs; unfinished runs are left out of the table."""
   if not os.path.exists(done_file):
     print(f"(not finished, left out: {title})")
+  return False
 
 
 def _cell(values):
@@ -154,20 +305,26 @@ def _cell(values):
   return f"{statistics.mean(values):.4f}{spread}"
 
 
-def format_table(all_scores, params):
-  """One row per model; per task: dev (best epoch) and test, each mean ± std over the seeds, and % of the teacher."""
+def format_table(results, params):
+  """One row per model; per task: dev (best epoch) and test, each mean ± std over the seeds, and % of the teacher.
+
+  Args:
+    results: {task: run_task's result}.
+    params: {row: encoder parameters}.
+  """
   header, rule = ["model", "params"], ["---", "---"]
-  for task, (_, metric) in all_scores.items():
+  for task, result in results.items():
+    metric = result["metric"]
     header += [f"{task} dev {metric}", f"{task} test {metric}", f"% of teacher ({task} dev / test)"]
     rule += ["---"] * 3
   lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
   for row in ROWS:
     cells = [row, f"{params[row] / 1e6:.1f}M"]
-    for scores, _ in all_scores.values():
-      runs = scores.get(row, [])
+    for result in results.values():
+      runs = result["scores"].get(row, [])
       dev = [d for d, _ in runs]
       test = [t for _, t in runs if t is not None]
-      teacher = scores.get("teacher", [])
+      teacher = result["scores"].get("teacher", [])
       if not dev:
         cells += ["n/a"] * 3
         continue
@@ -182,76 +339,125 @@ def format_table(all_scores, params):
   return "\n".join(lines)
 
 
-def plot(all_scores, path):
+def format_compute(results, general_minutes=None):
+  """Mean wall-clock minutes of one finished run per row and task (from training_summary.json)."""
+  lines = ["| run | " + " | ".join(f"{task} min/run" for task in results) + " |", "|---|" + "---|" * len(results)]
+  if general_minutes is not None:
+    lines.append(f"| general student (once) | {general_minutes:.0f} |" + " |" * (len(results) - 1))
+  for row in ROWS:
+    cells = []
+    for result in results.values():
+      minutes = [m for m in result["minutes"].get(row, []) if m is not None]
+      cells.append(f"{statistics.mean(minutes):.0f} (n={len(minutes)})" if minutes else "n/a")
+    if any(cell != "n/a" for cell in cells):
+      lines.append(f"| {row} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def plot(results, path, title):
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, len(all_scores), figsize=(5 * len(all_scores), 4), squeeze=False)
-  for ax, (task, (scores, metric)) in zip(axes[0], all_scores.items()):
-    dev = {r: [d for d, _ in scores.get(r, [])] for r in ROWS}
+  fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
+  for ax, (task, result) in zip(axes[0], results.items()):
+    dev = {r: [d for d, _ in result["scores"].get(r, [])] for r in ROWS}
     means = [statistics.mean(dev[r]) if dev[r] else 0 for r in ROWS]
     errors = [statistics.stdev(dev[r]) if len(dev[r]) > 1 else 0 for r in ROWS]
-    ax.bar(range(len(ROWS)), means, yerr=errors, color=["#555"] + ["#4a7ab0"] * 4, capsize=4)
-    ax.set_xticks(range(len(ROWS)), [r.replace(" (", "\n(") for r in ROWS], rotation=30, ha="right", fontsize=8)
+    ax.bar(range(len(ROWS)), means, yerr=errors, color=["#555"] + ["#4a7ab0"] * (len(ROWS) - 1), capsize=4)
+    ax.set_xticks(range(len(ROWS)), [r.replace(" (", "\n(").replace(" + ", "\n+ ") for r in ROWS], rotation=30,
+                  ha="right", fontsize=8)
     ax.set_ylim(max(0, min([m for m in means if m] or [0.5]) - 0.1), 1.0)
-    ax.set_title(f"{task}: dev {metric}")
+    ax.set_title(f"{task}: dev {result['metric']}")
+  fig.suptitle(title, fontsize=10)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
+  with files.atomic_path(path) as tmp:
+    fig.savefig(tmp, dpi=100, format="png")
+  plt.close(fig)
 
 
-def main():
+def results_stem(teacher):
+  """File name stem of the results: MiniLM keeps the table's original name."""
+  return "tinybert_table" if teacher == "minilm" else f"tinybert_table_{teacher}"
+
+
+def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--teacher", choices=sorted(TEACHERS), default="minilm")
   parser.add_argument("--scale", choices=sorted(SCALES), default="medium")
-  parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds for the student rows")
-  parser.add_argument("--tasks", default="rotten_tomatoes,bbc_news")
-  parser.add_argument("--rows", default=",".join(ROWS),
-                      help="comma-separated rows to run now (the table shows every finished run)")
-  parser.add_argument("--output_dir", default=os.path.join(ROOT, "experiments_output"))
+  parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds for the student rows to run")
+  parser.add_argument("--tasks", default=None, help="comma-separated tasks (default: "
+                      + "; ".join(f"{t}: {v}" for t, v in DEFAULT_TASKS.items()) + ")")
+  parser.add_argument("--rows", default=",".join(ROW_KEYS[r] for r in DEFAULT_ROWS),
+                      help="comma-separated rows (names or keys) to run now; the table shows every finished run")
+  parser.add_argument("--output_dir", default=os.path.join(ROOT, "experiments_output"),
+                      help="runs go to <output_dir>/<scale>[_<teacher>] (MiniLM: no suffix)")
+  parser.add_argument("--results_dir", default=os.path.join(ROOT, "experiments", "results"))
   parser.add_argument("--intra_op_threads", type=int, default=0, help="passed to every training run")
   parser.add_argument("--inter_op_threads", type=int, default=0, help="passed to every training run")
   parser.add_argument("--report_only", action="store_true", help="build the table from finished runs only")
-  args = parser.parse_args()
-  scale = SCALES[args.scale]
-  seeds = [int(s) for s in args.seeds.split(",")]
-  rows = [r for r in ROWS if r.split(" ")[0] in {x.strip().split(" ")[0] for x in args.rows.split(",")}]
-  if not rows:
-    sys.exit(f"--rows={args.rows!r} names no row; rows are: {', '.join(ROWS)}")
-  out = os.path.join(args.output_dir, args.scale)
+  return parser.parse_args(argv)
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  settings = SCALES[args.scale][args.teacher]
+  teacher_name, teacher_folder, student_config, suffix = TEACHERS[args.teacher]
+  student_config = os.path.join(ROOT, student_config)
+  try:
+    seeds = [int(s) for s in args.seeds.split(",")]
+  except ValueError:
+    sys.exit(f"--seeds={args.seeds!r}: give comma-separated integers")
+  tasks = [t.strip() for t in (args.tasks or DEFAULT_TASKS[args.teacher]).split(",") if t.strip()]
+  unknown = [t for t in tasks if t not in settings["seq"]]
+  if unknown or not tasks:
+    sys.exit(f"--tasks: {', '.join(unknown) or 'none given'}; with --teacher {args.teacher} at scale {args.scale} "
+             f"the tasks are {', '.join(settings['seq'])}")
+  rows = parse_rows(args.rows)
+  out = os.path.join(args.output_dir, args.scale + suffix)
   threads = {"intra_op_threads": args.intra_op_threads or None, "inter_op_threads": args.inter_op_threads or None}
-  teacher_dir = assets.minilm_dir()
-  step = _report_step if args.report_only else demo.step
+  teacher_dir = teacher_folder()
+  teacher_config = os.path.join(teacher_dir, "config.json")
+  layer_map = ",".join(map(str, pipeline.spread_layer_map(load_config(teacher_config).num_hidden_layers,
+                                                          load_config(student_config).num_hidden_layers)))
+  step = _report_step if args.report_only else pipeline.run_step
   start = time.time()
   general_student = os.path.join(out, "general_student")
-  if "TinyBERT (general + task)" in rows:
-    general_student = run_general(scale, out, teacher_dir, threads, step)
-  all_scores = {task: run_task(task, seeds, scale, out, general_student, teacher_dir, threads, rows, step)
-                for task in args.tasks.split(",")}
-  params = {row: demo.count_params(STUDENT) for row in ROWS}
-  params["teacher"] = demo.count_params(os.path.join(teacher_dir, "config.json"))
-  table = format_table(all_scores, params)
-  general = os.path.join(general_student, "training_summary.json")
-  general_note = ""
-  if os.path.exists(general):
-    with open(general) as f:
+  if not args.report_only and any(row in rows for row in GENERAL_ROWS):
+    run_general(settings, out, teacher_name, teacher_dir, student_config, layer_map, threads, step)
+  results = {task: run_task(task, seeds, settings, out, general_student, teacher_dir, student_config, layer_map,
+                            threads, rows, step)
+             for task in tasks}
+  params = {row: pipeline.encoder_params(student_config) for row in ROWS}
+  params["teacher"] = pipeline.encoder_params(teacher_config)
+  title = (f"Teacher {teacher_name} ({params['teacher'] / 1e6:.1f}M) -> student "
+           f"{os.path.relpath(student_config, ROOT)} ({params['no distillation'] / 1e6:.1f}M), layer map {layer_map}")
+  table = format_table(results, params)
+  general_note, general_minutes = "", None
+  general_summary = os.path.join(general_student, "training_summary.json")
+  if os.path.exists(general_summary):
+    with open(general_summary) as f:
       summary = json.load(f)
+    general_minutes = minutes_of(general_student)
     general_note = (f" The general-distilled student had {summary['global_step']} steps of "
                     f"{summary['batch_size']} sequences (final loss {summary['final_losses']['total']:.2f}).")
-  note = (f"\nScale `{args.scale}`, seeds {seeds} for the student rows (the teacher is one run, seed {seeds[0]})."
-          f"{general_note} "
+  found = sorted({seed for r in results.values() for row, s in r["seeds"].items() if row != "teacher" for seed in s})
+  note = (f"Scale `{args.scale}`; student rows over the seeds found on disk, {found} (the teacher is one run, seed "
+          f"{TEACHER_SEED}).{general_note} "
           f"{'Rebuilt from the finished runs' if args.report_only else f'{(time.time() - start) / 60:.0f} min'}. "
-          f"Command: `python3 experiments/tinybert_table.py --scale {args.scale} --seeds {args.seeds} "
-          f"--tasks {args.tasks}`.")
-  print(table + note)
-  results = os.path.join(ROOT, "experiments", "results")
-  os.makedirs(results, exist_ok=True)
-  with open(os.path.join(results, "tinybert_table.md"), "w") as f:
-    f.write(table + "\n" + note + "\n")
-  with open(os.path.join(results, "tinybert_table.json"), "w") as f:
-    json.dump({"scale": args.scale, "settings": scale, "student_learning_rate": STUDENT_LEARNING_RATE,
-               "layer_map": demo.LAYER_MAP, "seeds": seeds,
-               "tasks": {task: {"metric": metric, "scores": scores} for task, (scores, metric) in all_scores.items()}},
-              f, indent=2)
-  plot(all_scores, os.path.join(results, "tinybert_table.png"))
+          f"Command: `python3 experiments/tinybert_table.py --teacher {args.teacher} --scale {args.scale} "
+          f"--seeds {args.seeds} --tasks {','.join(tasks)} --rows {','.join(ROW_KEYS[r] for r in rows)}`.")
+  compute = format_compute(results, general_minutes)
+  report = f"{title}\n\n{table}\n\n{note}\n\nTraining time (wall clock, from training_summary.json):\n\n{compute}\n"
+  print("\n" + report)
+  stem = os.path.join(args.results_dir, results_stem(args.teacher))
+  os.makedirs(args.results_dir, exist_ok=True)
+  with files.atomic_path(stem + ".md") as tmp, open(tmp, "w") as f:
+    f.write(report)
+  files.write_json(stem + ".json", {
+      "teacher": teacher_name, "teacher_dir": teacher_dir, "student_config": os.path.relpath(student_config, ROOT),
+      "params": params, "scale": args.scale, "settings": settings, "student_learning_rate": STUDENT_LEARNING_RATE,
+      "layer_map": layer_map, "general_minutes": general_minutes, "tasks": results})
+  plot(results, stem + ".png", title)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,227 @@
-"""The quality table's arithmetic and its reading of finished runs (experiments/tinybert_table.py)."""
+"""The quality table (experiments/tinybert_table.py): the commands it runs, what it skips, and its arithmetic.
+
+No training runs here: `subprocess.run` inside `modeling.pipeline.run_step` is replaced by a recorder, so the real
+step runner decides what to skip and the test sees exactly the command lines a real run would start.
+"""
 
 import json
+import os
 import statistics
+import sys
+import types
+
+import pytest
 
 from experiments import tinybert_table as table
 
+MPNET = {"model_type": "mpnet", "vocab_size": 30527, "hidden_size": 768, "num_hidden_layers": 12,
+         "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+         "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 514, "type_vocab_size": 1,
+         "initializer_range": 0.02, "pad_token_id": 1, "layer_norm_eps": 1e-05, "relative_attention_num_buckets": 32}
+MINILM = {"model_type": "bert", "vocab_size": 30522, "hidden_size": 384, "num_hidden_layers": 6,
+          "num_attention_heads": 12, "intermediate_size": 1536, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+          "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2,
+          "initializer_range": 0.02}
+ALL_ROWS = "teacher,no,hinton,task,tinybert,init_from_teacher,tinybert_augmented"
 
-def _write_run(folder, dev, test):
-  folder.mkdir(parents=True)
-  (folder / "eval_results.json").write_text(json.dumps(
-      {"primary_metric": "accuracy", "final_dev": {"accuracy": dev}, "test": {"accuracy": test}}))
+
+def _write(path, obj):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(obj))
+
+
+def _write_run(folder, dev, test, seconds=60.0):
+  _write(folder / "eval_results.json",
+         {"primary_metric": "accuracy", "final_dev": {"accuracy": dev}, "test": {"accuracy": test}})
+  _write(folder / "training_summary.json", {"seconds": seconds})
   return str(folder)
+
+
+@pytest.fixture
+def bench(tmp_path, monkeypatch):
+  """Fake teacher folders, no encoder builds, and a recorder in place of the subprocesses: returns the calls."""
+  for name, config in (("mpnet", MPNET), ("minilm", MINILM)):
+    _write(tmp_path / name / "config.json", config)
+    (tmp_path / name / "vocab.txt").write_text("<s>\n")
+    label, _, student, suffix = table.TEACHERS[name]
+    monkeypatch.setitem(table.TEACHERS, name, (label, lambda name=name: str(tmp_path / name), student, suffix))
+  monkeypatch.setattr(table.pipeline, "encoder_params",
+                      lambda path: {"mpnet": 109_486_464, "minilm": 22_713_216}.get(
+                          os.path.basename(os.path.dirname(path)), 14_500_000))
+  calls = []
+
+  def run(command, cwd, check):
+    assert command[0] == sys.executable and cwd == table.ROOT and not check
+    flags = dict(arg[2:].split("=", 1) for arg in command[2:])
+    calls.append((os.path.relpath(command[1], table.ROOT), flags))
+    return types.SimpleNamespace(returncode=0)
+
+  monkeypatch.setattr(table.pipeline.subprocess, "run", run)
+  return types.SimpleNamespace(root=tmp_path, out=tmp_path / "out", results=tmp_path / "results", calls=calls)
+
+
+def _main(bench, *argv):
+  table.main(["--output_dir", str(bench.out), "--results_dir", str(bench.results), *argv])
+
+
+def _as_given(flags):
+  """The coordinator's command-line values, compared as numbers where they are numbers (3e-5 == 3e-05)."""
+  def value(v):
+    try:
+      return float(v)
+    except ValueError:
+      return v
+  return {k: value(v) for k, v in flags.items()}
+
+
+def _mpnet_steps(bench):
+  """The exact commands the coordinator ran by hand for the MPNet table (seed 1), relative to the output folder."""
+  mpnet, out = str(bench.root / "mpnet"), str(bench.out / "medium_mpnet")
+  rt = os.path.join(out, "rotten_tomatoes")
+  return {
+      "news": ("prepare_dataset/news_to_text.py", {"output_file": f"{out}/news.txt"}, f"{out}/news.txt"),
+      "general data": ("prepare_dataset/create_distilled_pretraining_data.py",
+                       {"input_file": f"{out}/news.txt", "output_file": f"{out}/general_data/train.tfrecord",
+                        "vocab_file": f"{mpnet}/vocab.txt", "max_seq_length": "64"},
+                       f"{out}/general_data/meta.json"),
+      "general student": ("run_pretraining.py",
+                          {"data_dir": f"{out}/general_data", "output_dir": f"{out}/general_student",
+                           "config_path": os.path.join(table.ROOT, "configs/mpnet_4l_312.json"),
+                           "teacher_config_path": f"{mpnet}/config.json", "teacher_ckpt_path": mpnet,
+                           "max_seq_length": "64", "batch_size": "32", "epochs": "1", "steps_per_epoch": "400",
+                           "steps_per_loop": "25", "warmup_steps": "40", "learning_rate": "3e-4",
+                           "layer_map": "3,6,9,12", "seed": "1", "save_checkpoint_steps": "100",
+                           "init_embeddings_from_teacher": "true", "dtype": "bfloat16"},
+                          f"{out}/general_student/training_summary.json"),
+      "data": ("prepare_dataset/create_finetuning_data.py",
+               {"task_name": "rotten_tomatoes", "vocab_path": f"{mpnet}/vocab.txt", "output_dir": f"{rt}/data",
+                "max_seq_length": "64"}, f"{rt}/data/meta.json"),
+      "teacher": ("run_finetuning.py",
+                  {"task_name": "rotten_tomatoes", "data_dir": f"{rt}/data", "output_dir": f"{rt}/teacher",
+                   "config_path": f"{mpnet}/config.json", "ckpt_path": mpnet, "max_seq_length": "64",
+                   "batch_size": "32", "epochs": "1", "learning_rate": "3e-5", "seed": "1", "steps_per_loop": "10",
+                   "export_dir": "-", "dtype": "bfloat16"}, f"{rt}/teacher/training_summary.json"),
+  }
+
+
+def test_mpnet_runs_the_coordinators_commands_then_every_row(bench):
+  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", ALL_ROWS)
+  expected = _mpnet_steps(bench)
+  scripts = [script for script, _ in bench.calls]
+  assert [(s, _as_given(f)) for s, f in bench.calls[:5]] == [
+      (s, _as_given(f)) for s, f, _ in (expected[k] for k in ("news", "general data", "general student", "data",
+                                                               "teacher"))]
+  rt = str(bench.out / "medium_mpnet" / "rotten_tomatoes")
+  # Then the augmented data (its own folder), then seed 1 of the six student rows in table order.
+  assert scripts[5:] == ["prepare_dataset/augment_data.py", "prepare_dataset/create_finetuning_data.py"] + [
+      "run_finetuning.py"] * 6
+  augment, augmented_data = bench.calls[5][1], bench.calls[6][1]
+  assert augment == {"task_name": "rotten_tomatoes", "output_dir": f"{rt}/augmented", "num_augmented": "4",
+                     "seed": "1"}
+  assert augmented_data == dict(expected["data"][1], output_dir=f"{rt}/data_augmented",
+                                augmented_file=f"{rt}/augmented/train_augmented.tsv")
+  runs = {os.path.basename(flags["output_dir"]): flags for _, flags in bench.calls[7:]}
+  assert list(runs) == ["no_seed1", "hinton_seed1", "task_seed1", "tinybert_seed1", "init_from_teacher_seed1",
+                        "tinybert_augmented_seed1"]
+  student = {"task_name": "rotten_tomatoes", "data_dir": f"{rt}/data", "max_seq_length": "64", "batch_size": "32",
+             "export_dir": "-", "config_path": os.path.join(table.ROOT, "configs/mpnet_4l_312.json"),
+             "learning_rate": "0.0005", "steps_per_loop": "20", "seed": "1"}
+  distill = dict(student, teacher_config_path=f"{rt}/teacher/config.json", teacher_ckpt_path=f"{rt}/teacher",
+                 layer_map="3,6,9,12", cache_teacher_outputs="all", teacher_cache_dir=f"{rt}/teacher_cache")
+  stages = {"intermediate_epochs": "3", "prediction_epochs": "3"}
+  general = str(bench.out / "medium_mpnet" / "general_student")
+  want = {
+      "no_seed1": dict(student, epochs="6"),
+      "hinton_seed1": dict(distill, distill_stage="prediction", prediction_epochs="6"),
+      "task_seed1": dict(distill, **stages),
+      "tinybert_seed1": dict(distill, ckpt_path=general, **stages),
+      "init_from_teacher_seed1": dict(distill, init_from_teacher="true", **stages),
+      "tinybert_augmented_seed1": dict(distill, ckpt_path=general, augmented_data="true", **stages,
+                                       data_dir=f"{rt}/data_augmented"),
+  }
+  for name, flags in runs.items():
+    assert flags == dict(want[name], output_dir=f"{rt}/{name}"), name
+
+
+def test_mpnet_skips_the_hand_run_steps_and_finished_runs(bench):
+  """With the coordinator's folders done, only the unfinished runs start; the finished ones fill the table."""
+  for _, _, done in _mpnet_steps(bench).values():
+    _write(bench.root / done, {"primary_metric": "accuracy"})
+  rt = bench.out / "medium_mpnet" / "rotten_tomatoes"
+  _write(rt / "teacher" / "eval_results.json",
+         {"primary_metric": "accuracy", "final_dev": {"accuracy": 0.88}, "test": {"accuracy": 0.86}})
+  _write(bench.out / "medium_mpnet" / "general_student" / "training_summary.json",
+         {"global_step": 400, "batch_size": 32, "final_losses": {"total": 3.25}, "seconds": 3000})
+  _write_run(rt / "no_seed1", 0.70, 0.69, seconds=900)
+  _write_run(rt / "no_seed2", 0.72, 0.71, seconds=1500)  # a seed not asked for now still counts in the table
+  _write_run(rt / "tinybert_seed1", 0.84, 0.83)
+  (rt / "task_seed1").mkdir()  # started, not finished: runs again (and resumes from its checkpoints)
+
+  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", "no,task,tinybert")
+  assert [os.path.basename(flags["output_dir"]) for _, flags in bench.calls] == ["task_seed1"]
+
+  report = (bench.results / "tinybert_table_mpnet.md").read_text()
+  assert report.startswith("Teacher all-mpnet-base-v2 (109.5M) -> student configs/mpnet_4l_312.json (14.5M), "
+                           "layer map 3,6,9,12\n")
+  quality, compute = report.split("Training time")
+  rows = {line.split(" | ")[0].strip("| "): line for line in quality.splitlines() if line.startswith("| ")}
+  assert rows["teacher"] == "| teacher | 109.5M | 0.8800 | 0.8600 | 100.0% / 100.0% |"
+  assert rows["no distillation"].startswith("| no distillation | 14.5M | 0.7100 ± 0.0141 (n=2) | 0.7000 ± 0.0141 |")
+  assert rows["TinyBERT (general + task)"].endswith(f"| 0.8400 (n=1) | 0.8300 | {100 * 0.84 / 0.88:.1f}% / "
+                                                    f"{100 * 0.83 / 0.86:.1f}% |")
+  assert rows["task KD"] == "| task KD | 14.5M | n/a | n/a | n/a |"
+  assert "400 steps of 32 sequences (final loss 3.25)" in report
+  assert "| general student (once) | 50 |" in compute
+  assert "| no distillation | 20 (n=2) |" in compute  # (15 + 25) / 2 minutes
+  saved = json.loads((bench.results / "tinybert_table_mpnet.json").read_text())
+  assert saved["layer_map"] == "3,6,9,12" and saved["teacher"] == "all-mpnet-base-v2"
+  assert saved["tasks"]["rotten_tomatoes"]["seeds"]["no distillation"] == [1, 2]
+  assert (bench.results / "tinybert_table_mpnet.png").stat().st_size > 0
+  assert not (bench.results / "tinybert_table.md").exists()
+
+
+def test_report_only_starts_nothing(bench):
+  _main(bench, "--teacher", "mpnet", "--rows", ALL_ROWS, "--report_only")
+  assert bench.calls == []
+  assert "| TinyBERT + augmentation | 14.5M | n/a | n/a | n/a |" in (bench.results / "tinybert_table_mpnet.md").read_text()
+
+
+def test_minilm_keeps_its_layout_tasks_and_settings(bench):
+  out = bench.out / "medium"
+  for task in ("rotten_tomatoes", "bbc_news"):  # data and teacher done: the student rows are what is left
+    _write(out / task / "data" / "meta.json", {"primary_metric": "accuracy"})
+    _write(out / task / "teacher" / "training_summary.json", {})
+  _main(bench, "--seeds", "2", "--rows", "no,hinton")
+  assert [os.path.relpath(flags["output_dir"], out) for _, flags in bench.calls] == [
+      "rotten_tomatoes/no_seed2", "rotten_tomatoes/hinton_seed2", "bbc_news/no_seed2", "bbc_news/hinton_seed2"]
+  hinton = bench.calls[1][1]
+  assert hinton["layer_map"] == "2,3,5,6" and hinton["config_path"].endswith("configs/tinybert_4l_312.json")
+  assert (bench.results / "tinybert_table.md").exists() and (bench.results / "tinybert_table.png").exists()
+
+
+def test_minilm_data_and_teacher_commands(bench):
+  _main(bench, "--seeds", "1", "--rows", "teacher", "--tasks", "bbc_news")
+  (data_script, data), (teacher_script, teacher) = bench.calls
+  assert data_script == "prepare_dataset/create_finetuning_data.py"
+  assert data["max_examples"] == "1000" and data["sample_examples"] == "true" and data["max_seq_length"] == "64"
+  assert teacher_script == "run_finetuning.py"
+  assert {k: teacher[k] for k in ("epochs", "learning_rate", "seed", "steps_per_loop")} == {
+      "epochs": "3", "learning_rate": "5e-05", "seed": "1", "steps_per_loop": "20"}
+  assert "dtype" not in teacher
+
+
+def test_bad_tasks_and_rows_exit_with_the_flag_named(bench):
+  with pytest.raises(SystemExit, match="--tasks: bbc; with --teacher mpnet"):
+    _main(bench, "--teacher", "mpnet", "--tasks", "bbc")
+  with pytest.raises(SystemExit, match="--rows: unknown row 'distilbert'"):
+    _main(bench, "--rows", "no,distilbert")
+  assert bench.calls == []
+
+
+def test_parse_rows_takes_names_and_keys_in_table_order():
+  assert table.parse_rows("tinybert_augmented, Hinton KD,no") == ["no distillation", "Hinton KD",
+                                                                   "TinyBERT + augmentation"]
+  assert table.parse_rows("TinyBERT") == ["TinyBERT (general + task)"]
 
 
 def test_scores_of_reads_dev_and_test(tmp_path):
@@ -19,15 +230,19 @@ def test_scores_of_reads_dev_and_test(tmp_path):
 
 def test_format_table_means_spread_and_share_of_teacher():
   scores = {"teacher": [(0.80, 0.78)], "no distillation": [(0.60, 0.62), (0.70, 0.66), (0.65, 0.64)],
-            "TinyBERT (general + task)": [(0.78, 0.76)]}
+            "TinyBERT (general + task)": [(0.78, 0.76)], "TinyBERT + augmentation": [(0.79, 0.77), (0.81, 0.77)]}
   params = {row: 14.4e6 for row in table.ROWS}
   params["teacher"] = 22.7e6
-  lines = table.format_table({"rt": (scores, "accuracy")}, params).splitlines()
+  lines = table.format_table({"rt": {"metric": "accuracy", "scores": scores}}, params).splitlines()
   assert lines[0] == "| model | params | rt dev accuracy | rt test accuracy | % of teacher (rt dev / test) |"
+  assert [line.split(" | ")[0].strip("| ") for line in lines[2:]] == list(table.ROWS)
   rows = {line.split(" | ")[0].strip("| "): line for line in lines[2:]}
   assert rows["teacher"] == "| teacher | 22.7M | 0.8000 | 0.7800 | 100.0% / 100.0% |"
   spread = statistics.stdev([0.60, 0.70, 0.65])
   assert rows["no distillation"] == (f"| no distillation | 14.4M | 0.6500 ± {spread:.4f} (n=3) | 0.6400 ± 0.0200 | "
                                      f"{100 * 0.65 / 0.80:.1f}% / {100 * 0.64 / 0.78:.1f}% |")
   assert rows["TinyBERT (general + task)"].endswith("| 0.7800 (n=1) | 0.7600 | 97.5% / 97.4% |")
+  assert rows["TinyBERT + augmentation"] == ("| TinyBERT + augmentation | 14.4M | 0.8000 ± 0.0141 (n=2) | "
+                                             "0.7700 ± 0.0000 | 100.0% / 98.7% |")
   assert rows["Hinton KD"] == "| Hinton KD | 14.4M | n/a | n/a | n/a |"
+  assert rows["init from teacher"] == "| init from teacher | 14.4M | n/a | n/a | n/a |"
