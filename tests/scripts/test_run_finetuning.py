@@ -1,13 +1,21 @@
-"""run_finetuning.py on tiny models: plain fine-tuning (teacher making), both distillation stages, export, refusals."""
+"""run_finetuning.py on tiny models: plain fine-tuning (teacher making), both distillation stages, export, refusals.
+
+Refusals are checked in-process through the script's own flag definitions and `_validate`; one test runs a refusal
+from the command line, for the one-line error and the exit status.
+"""
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 
+import run_finetuning
+from modeling.errors import UserError
 from tests import tiny
 
 COMMON = ["--task_name=tiny", "--max_seq_length=16", "--batch_size=16", "--seed=3", "--steps_per_loop=4"]
@@ -26,6 +34,24 @@ def setup(tmp_path_factory):
 def _run(setup, *args):
   result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={setup['data']}", *args)
   return result
+
+
+def _validate(*argv):
+  """run_finetuning.py's validation of a command line, in this process."""
+  flag_values = flags.FlagValues()
+  run_finetuning.define_flags(flag_values)
+  flag_values(["run_finetuning.py", *argv])
+  return run_finetuning._validate(flag_values)
+
+
+def _assert_refused(args, message, output_dir, regex=False):
+  """`args` are refused before anything is written, with one line that holds `message` (or matches it)."""
+  with pytest.raises(UserError) as refused:
+    _validate(*COMMON, *args)
+  line = str(refused.value)
+  assert "\n" not in line, line
+  assert (re.search(message, line) if regex else message in line), line
+  assert not os.path.exists(output_dir)
 
 
 @pytest.fixture(scope="module")
@@ -105,37 +131,22 @@ def test_teacher_output_folder_chains_as_ckpt_path(setup, teacher):
   assert "best" in restore_encoder(encoder, load_config(setup["teacher_config"]), teacher)
 
 
-@pytest.mark.parametrize("case, message", [
-    ("task", "was prepared for task 'tiny'"),
-    ("seq", "max_seq_length=32 but"),
-    ("labels", "the teacher's head has 2 outputs but task tiny has 3 labels"),
-    ("headless", "has no task head"),
-    ("vocab_missing", "--vocab_file: not found: /nonexistent/vocab.txt"),
-    ("vocab_other", "is not the vocab the data was prepared with"),
-])
-def test_refusals(setup, teacher, case, message):
-  d = setup["dir"]
-  args = [f"--output_dir={d / 'refused'}", f"--config_path={setup['student_config']}",
-          f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}"]
-  extra = []
-  if case == "task":
-    extra = ["--task_name=sst-2"]
-  elif case == "seq":
-    extra = ["--max_seq_length=32"]
-  elif case == "labels":
-    extra = [f"--data_dir={tiny.task_data(d / 'three', train=16, dev=8, num_labels=3)}"]
-  elif case == "headless":
-    args[-1] = f"--teacher_ckpt_path={tiny.save_encoder(setup['teacher_config'], d / 'headless')}"
-  elif case == "vocab_missing":  # Checked before training, not when the export needs it.
-    extra = ["--vocab_file=/nonexistent/vocab.txt"]
-  elif case == "vocab_other":
-    (d / "other_vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nother\n")
-    extra = [f"--vocab_file={d / 'other_vocab.txt'}"]
-  result = _run(setup, *args, *extra)
+def test_refusal_on_the_command_line_is_one_line(setup, tmp_path):
+  out = tmp_path / "out"
+  result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
+                "--max_int8_accuracy_drop=-0.5")
   assert result.returncode == 1, result.stderr[-2000:]
   assert "Traceback" not in result.stderr
-  assert message in result.stderr.strip().splitlines()[-1]
-  assert not os.path.exists(os.path.join(d / "refused", "checkpoints"))
+  assert result.stderr.strip().splitlines()[-1] == "error: --max_int8_accuracy_drop must not be negative, got -0.5"
+  assert not out.exists()
+
+
+def test_help_lists_every_flag():
+  flag_values = flags.FlagValues()
+  run_finetuning.define_flags(flag_values)
+  listed = set(re.findall(r"--(?:\[no\])?(\w+)", flag_values.module_help(run_finetuning.__name__)))
+  assert listed >= set(flag_values) - {"flagfile", "undefok"}
+  assert {"export_tflite", "teacher_weights", "temperature_end", "intermediate_loss", "seed"} <= listed
 
 
 def test_distillation_with_teacher_output_cache(setup, teacher):
@@ -234,7 +245,6 @@ def test_no_cuda_error_line_on_a_cpu_only_machine(student):
     (["--merges_file=/nonexistent/merges.txt"], "--merges_file: not found"),
 ])
 def test_export_refusals_before_training(setup, tmp_path, args, message):
-  import re
   data = setup["data"]
   if args[0] == "--export_tflite=int8":  # The tiny data without a dev split.
     data = tiny.task_data(tmp_path / "nodev", train=32, dev=0)
@@ -248,11 +258,8 @@ def test_export_refusals_before_training(setup, tmp_path, args, message):
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
     args = [f"--export_hf={tmp_path / 'foreign'}"]
   out = tmp_path / "out"
-  result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={data}", f"--output_dir={out}",
-                           f"--config_path={setup['student_config']}", *args)
-  assert result.returncode != 0
-  assert re.search(message, result.stderr), result.stderr[-2000:]
-  assert not out.exists()
+  _assert_refused([f"--data_dir={data}", f"--output_dir={out}", f"--config_path={setup['student_config']}", *args],
+                  message, out, regex=True)
 
 
 def _copy_data(src, dst, shift=0, meta_updates=None, augmented=0):
@@ -370,6 +377,12 @@ def test_augmented_rows_train_on_teacher_targets_only(setup, teacher):
 
 
 @pytest.mark.parametrize("case, message", [
+    ("task", "was prepared for task 'tiny'"),
+    ("seq", "max_seq_length=32 but"),
+    ("labels", "the teacher's head has 2 outputs but task tiny has 3 labels"),
+    ("headless", "has no task head"),
+    ("vocab_missing", "--vocab_file: not found: /nonexistent/vocab.txt"),  # Checked before training, not at export.
+    ("vocab_other", "is not the vocab the data was prepared with"),
     ("family", "data was prepared with roberta special tokens"),
     ("family_teacher", "the --teacher_config_path model is a bert"),
     ("aug_no_teacher", "--augmented_data needs --teacher_config_path"),
@@ -385,11 +398,24 @@ def test_augmented_rows_train_on_teacher_targets_only(setup, teacher):
     ("heads", "--intermediate_loss=tinybert compares attention heads one to one"),
     ("minilm_cache", "--cache_teacher_outputs=all caches TinyBERT's layers"),
 ])
-def test_new_flag_refusals(setup, teacher, case, message):
+def test_refusals(setup, teacher, tmp_path, case, message):
   d = setup["dir"]
-  args = {"output_dir": d / "refused_new", "config_path": setup["student_config"],
+  args = {"data_dir": setup["data"], "output_dir": tmp_path / "refused", "config_path": setup["student_config"],
           "teacher_config_path": setup["teacher_config"], "teacher_ckpt_path": teacher}
-  if case in ("family", "family_teacher"):
+  if case == "task":
+    args["task_name"] = "sst-2"
+  elif case == "seq":
+    args["max_seq_length"] = 32
+  elif case == "labels":
+    args["data_dir"] = tiny.task_data(d / "three", train=16, dev=8, num_labels=3)
+  elif case == "headless":
+    args["teacher_ckpt_path"] = tiny.save_encoder(setup["teacher_config"], d / "headless")
+  elif case == "vocab_missing":
+    args["vocab_file"] = "/nonexistent/vocab.txt"
+  elif case == "vocab_other":
+    (d / "other_vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nother\n")
+    args["vocab_file"] = d / "other_vocab.txt"
+  elif case in ("family", "family_teacher"):
     data = d / f"data_{case}"
     if not data.exists():
       shutil.copytree(setup["data"], data)
@@ -428,8 +454,4 @@ def test_new_flag_refusals(setup, teacher, case, message):
     args["config_path"] = tiny.write_config(d / "student_h4_refused.json", num_hidden_layers=2, num_attention_heads=4)
   elif case == "minilm_cache":
     args.update(intermediate_loss="minilm", cache_teacher_outputs="all")
-  result = _run(setup, *[f"--{k}={v}" for k, v in args.items()])
-  assert result.returncode == 1, result.stderr[-2000:]
-  assert "Traceback" not in result.stderr
-  assert message in result.stderr.strip().splitlines()[-1]
-  assert not os.path.exists(os.path.join(d / "refused_new", "checkpoints"))
+  _assert_refused([f"--{k}={v}" for k, v in args.items()], message, tmp_path / "refused")
