@@ -36,6 +36,14 @@ def _run(setup, *args):
   return result
 
 
+def _distil(setup, teacher, name, *args, config=None):
+  """Distils `teacher` into `config` (default: the tiny student) in folder `name`; returns (folder, the run)."""
+  out = str(setup["dir"] / name)
+  result = tiny.ok(_run(setup, f"--output_dir={out}", f"--config_path={config or setup['student_config']}",
+                        f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}", *args))
+  return out, result
+
+
 def _validate(*argv):
   """run_finetuning.py's validation of a command line, in this process."""
   flag_values = flags.FlagValues()
@@ -65,12 +73,8 @@ def teacher(setup):
 
 @pytest.fixture(scope="module")
 def student(setup, teacher):
-  out = str(setup["dir"] / "student")
-  result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
-                f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
-                "--intermediate_epochs=3", "--prediction_epochs=6", "--learning_rate=1e-2", "--export_tflite")
-  assert result.returncode == 0, result.stderr[-3000:]
-  return out, result
+  return _distil(setup, teacher, "student", "--intermediate_epochs=3", "--prediction_epochs=6", "--learning_rate=1e-2",
+                 "--export_tflite")
 
 
 def _json(path):
@@ -150,11 +154,8 @@ def test_help_lists_every_flag():
 
 
 def test_distillation_with_teacher_output_cache(setup, teacher):
-  out = str(setup["dir"] / "cached")
-  result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
-                f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
-                "--epochs=2", "--learning_rate=1e-2", "--cache_teacher_outputs=all", "--export_dir=-")
-  assert result.returncode == 0, result.stderr[-3000:]
+  out, _ = _distil(setup, teacher, "cached", "--epochs=2", "--learning_rate=1e-2", "--cache_teacher_outputs=all",
+                   "--export_dir=-")
   stages = _json(os.path.join(out, "training_summary.json"))["stages"]
   assert [s["stage"] for s in stages] == ["intermediate", "prediction"]
   for stage in stages:
@@ -305,7 +306,8 @@ def test_two_teachers_with_schedules(setup, teacher, second_teacher):
   out = str(setup["dir"] / "two_teachers")
   result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
                 f"--teacher_config_path={setup['teacher_config']},{second_teacher['config']}",
-                f"--teacher_ckpt_path={teacher},{second_teacher['ckpt']}", f"--teacher_data_dir=,{second_teacher['data']}",
+                f"--teacher_ckpt_path={teacher},{second_teacher['ckpt']}",
+                f"--teacher_data_dir=,{second_teacher['data']}",
                 "--teacher_weights=2,1", "--distill_stage=prediction", "--prediction_epochs=2", "--learning_rate=1e-2",
                 "--temperature=4", "--temperature_end=1", "--gold_label_weight_end=0.5", "--export_dir=-")
   assert result.returncode == 0, result.stderr[-3000:]
@@ -328,12 +330,8 @@ def test_minilmv2_stage_one_with_another_head_count(setup, teacher):
   d = setup["dir"]
   student = tiny.write_config(d / "student_h4.json", num_hidden_layers=2, hidden_size=8, intermediate_size=16,
                               num_attention_heads=4, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-  out = str(d / "minilmv2")
-  result = _run(setup, f"--output_dir={out}", f"--config_path={student}",
-                f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
-                "--intermediate_loss=minilmv2", "--intermediate_epochs=2", "--prediction_epochs=1",
-                "--learning_rate=1e-2", "--export_dir=-")
-  assert result.returncode == 0, result.stderr[-3000:]
+  out, _ = _distil(setup, teacher, "minilmv2", "--intermediate_loss=minilmv2", "--intermediate_epochs=2",
+                   "--prediction_epochs=1", "--learning_rate=1e-2", "--export_dir=-", config=student)
   stages = _json(os.path.join(out, "training_summary.json"))["stages"]
   history = stages[0]["history"]
   assert set(history[0]) >= {"query_relation", "key_relation", "value_relation"}
@@ -346,12 +344,8 @@ def test_init_from_teacher_starts_at_the_teacher(setup, teacher):
   d = setup["dir"]
   student = tiny.write_config(d / "student_wide.json", num_hidden_layers=2, hidden_dropout_prob=0.0,
                               attention_probs_dropout_prob=0.0)
-  out = str(d / "init_from_teacher")
-  result = _run(setup, f"--output_dir={out}", f"--config_path={student}",
-                f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
-                "--init_from_teacher", "--layer_map=1,2", "--distill_stage=intermediate", "--intermediate_epochs=1",
-                "--export_dir=-")
-  assert result.returncode == 0, result.stderr[-3000:]
+  out, result = _distil(setup, teacher, "init_from_teacher", "--init_from_teacher", "--layer_map=1,2",
+                        "--distill_stage=intermediate", "--intermediate_epochs=1", "--export_dir=-", config=student)
   assert "teacher layers [1, 2] copied into student layers 1..2" in result.stderr
   first = _json(os.path.join(out, "training_summary.json"))["stages"][0]["history"][0]
   assert first["hidden"] < 1e-5 and first["embedding"] < 1e-5, first
@@ -360,13 +354,8 @@ def test_init_from_teacher_starts_at_the_teacher(setup, teacher):
 def test_augmented_rows_train_on_teacher_targets_only(setup, teacher):
   """64 augmented rows (label -1) join the 256 training rows; the gold term ignores them and stays finite."""
   data = _copy_data(setup["data"], setup["dir"] / "data_augmented", augmented=64)
-  out = str(setup["dir"] / "augmented")
-  result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={data}", f"--output_dir={out}",
-                           f"--config_path={setup['student_config']}",
-                           f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
-                           "--augmented_data", "--distill_stage=prediction", "--prediction_epochs=1",
-                           "--gold_label_weight=1", "--learning_rate=1e-2", "--export_dir=-")
-  assert result.returncode == 0, result.stderr[-3000:]
+  out, _ = _distil(setup, teacher, "augmented", f"--data_dir={data}", "--augmented_data", "--distill_stage=prediction",
+                   "--prediction_epochs=1", "--gold_label_weight=1", "--learning_rate=1e-2", "--export_dir=-")
   summary = _json(os.path.join(out, "training_summary.json"))
   assert summary["train_examples"] == 320
   (stage,) = summary["stages"]
