@@ -1,7 +1,8 @@
-"""What the two training scripts share at the command line: the flags they both add to the seed's, the checks on
-them, and the start of the runtime those flags describe (threads, seed, strategy, dtype).
+"""What the training scripts share at the command line: the flags they add to the seed's, the checks on them, the
+start of the runtime those flags describe (threads, seed, strategy, dtype), and run_finetuning.py's export flags.
 
-Importing this module defines no flags; the scripts call `define_runtime_flags` and `define_distillation_flags`.
+Importing this module defines no flags; the scripts call `define_runtime_flags`, `define_distillation_flags` and
+`define_export_flags`, each into the `flags.FlagValues` given (absl's global `FLAGS` by default).
 """
 
 import dataclasses
@@ -11,30 +12,38 @@ import tensorflow as tf
 from absl import flags
 
 from modeling import config as config_lib
-from modeling import losses, records, relation_losses, training
+from modeling import export, losses, records, relation_losses, tflite, training
 from modeling.errors import UserError
 from modeling.models import head_size_in
 
 
-def define_runtime_flags(default_steps_per_loop: int = 100) -> None:
+def define_runtime_flags(default_steps_per_loop: int = 100, flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """Flags for devices, precision, reproducibility and checkpointing; `runtime_from_flags` reads them."""
   flags.DEFINE_enum("distribution_strategy", "one_device", training.STRATEGIES,
                     "How to spread training over devices: one_device, mirrored (all local GPUs, or --cpu_devices "
-                    "logical CPUs), multi_worker_mirrored (cluster from TF_CONFIG) or tpu (with --tpu).")
-  flags.DEFINE_string("tpu", None, "TPU name or grpc:// address, for --distribution_strategy=tpu.")
+                    "logical CPUs), multi_worker_mirrored (cluster from TF_CONFIG) or tpu (with --tpu).",
+                    flag_values=flag_values)
+  flags.DEFINE_string("tpu", None, "TPU name or grpc:// address, for --distribution_strategy=tpu.",
+                      flag_values=flag_values)
   flags.DEFINE_integer("cpu_devices", 0, "With no GPU, split the CPU into this many logical devices for "
-                       "--distribution_strategy=mirrored (0: leave devices alone).")
+                       "--distribution_strategy=mirrored (0: leave devices alone).", flag_values=flag_values)
   flags.DEFINE_enum("dtype", "float32", training.DTYPES,
-                    "Compute dtype: float32, bfloat16 (mixed) or float16 (mixed, with dynamic loss scaling).")
+                    "Compute dtype: float32, bfloat16 (mixed) or float16 (mixed, with dynamic loss scaling).",
+                    flag_values=flag_values)
   flags.DEFINE_integer("intra_op_threads", 0, "Threads inside one op (0: TensorFlow's default). On a small CPU, "
-                       "the number of cores with --inter_op_threads=1 can be much faster (see README, Benchmarks).")
-  flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel (0: TensorFlow's default).")
-  flags.DEFINE_integer("seed", None, "Random seed; with it a CPU run repeats exactly, also across a resume.")
-  flags.DEFINE_integer("save_checkpoint_steps", 1000, "Save a checkpoint about this often (in whole loops).")
-  flags.DEFINE_integer("keep_checkpoint_max", 3, "How many recent checkpoints to keep in output_dir/checkpoints.")
-  if "steps_per_loop" not in flags.FLAGS:
+                       "the number of cores with --inter_op_threads=1 can be much faster (see README, Benchmarks).",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("inter_op_threads", 0, "Ops run in parallel (0: TensorFlow's default).",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("seed", None, "Random seed; with it a CPU run repeats exactly, also across a resume.",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("save_checkpoint_steps", 1000, "Save a checkpoint about this often (in whole loops).",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("keep_checkpoint_max", 3, "How many recent checkpoints to keep in output_dir/checkpoints.",
+                       flag_values=flag_values)
+  if "steps_per_loop" not in flag_values:
     flags.DEFINE_integer("steps_per_loop", default_steps_per_loop,
-                         "Steps run inside one tf.function call between progress lines.")
+                         "Steps run inside one tf.function call between progress lines.", flag_values=flag_values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,31 +74,94 @@ def start_runtime(runtime: Runtime) -> tf.distribute.Strategy:
   return strategy
 
 
-def define_distillation_flags() -> None:
+def define_distillation_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """Flags for TinyBERT's intermediate-layer losses."""
   flags.DEFINE_string("layer_map", "uniform", "Teacher layer for each student layer: 'uniform' (g(m)=m*N/M) or a "
-                      "comma-separated list of M teacher layers, 1-based, e.g. '3,6,9,12'.")
+                      "comma-separated list of M teacher layers, 1-based, e.g. '3,6,9,12'.", flag_values=flag_values)
   flags.DEFINE_enum("attention_loss", "logits_mse", losses.ATTENTION_LOSSES,
-                    "Attention term: MSE on pre-softmax logits (TinyBERT), MSE on probabilities, or KL.")
+                    "Attention term: MSE on pre-softmax logits (TinyBERT), MSE on probabilities, or KL.",
+                    flag_values=flag_values)
   flags.DEFINE_enum("projection", "shared", losses.PROJECTIONS,
-                    "Width projection W_h: one shared by all layers (TinyBERT) or one per layer.")
+                    "Width projection W_h: one shared by all layers (TinyBERT) or one per layer.",
+                    flag_values=flag_values)
   flags.DEFINE_string("loss_weights", "", "Weights of the terms, e.g. 'embedding=1,hidden=1,attention=1' (tinybert), "
                       "'attention=1,value_relation=1' (minilm), 'query_relation=1,key_relation=1,value_relation=1' "
-                      "(minilmv2).")
+                      "(minilmv2).", flag_values=flag_values)
   flags.DEFINE_enum("intermediate_loss", "tinybert", relation_losses.INTERMEDIATE_LOSSES,
                     "The intermediate-layer loss: tinybert (embedding, hidden and attention over --layer_map; head "
                     "counts must match), minilm (MiniLM: last-layer attention and value-relation KL; head counts "
                     "must match, widths may differ) or minilmv2 (MiniLMv2: query, key and value relation KL over "
-                    "--relation_heads; any head count and width).")
+                    "--relation_heads; any head count and width).", flag_values=flag_values)
   flags.DEFINE_integer("relation_heads", 0, "minilmv2: the number R of relation heads; must divide both models' "
-                       "attention widths (0: the teacher's attention head count).")
+                       "attention widths (0: the teacher's attention head count).", flag_values=flag_values)
   flags.DEFINE_integer("minilm_teacher_layer", 0, "minilm, minilmv2: the 1-based teacher layer that the student's "
-                       "last layer learns from (0: the teacher's last layer).")
+                       "last layer learns from (0: the teacher's last layer).", flag_values=flag_values)
   flags.DEFINE_bool("init_from_teacher", False,
                     "Start the student from the teacher (modeling/teacher_init.py): at equal width the embeddings, "
                     "pooler and the teacher layers of --layer_map are copied (DistilBERT; run_finetuning.py also "
                     "copies the task head), a narrower student gets the teacher's embeddings projected onto their "
-                    "top principal directions. BERT-family models; not with --ckpt_path.")
+                    "top principal directions. BERT-family models; not with --ckpt_path.", flag_values=flag_values)
+
+
+def define_export_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """run_finetuning.py's flags for what ships after training; `export_from_flags` checks them."""
+  flags.DEFINE_string("vocab_file", None, "Vocab (or SentencePiece model) for the exported raw-string signature; "
+                      "defaults to the vocab beside --ckpt_path or --teacher_ckpt_path when there is one.",
+                      flag_values=flag_values)
+  flags.DEFINE_string("export_dir", None, "Where to write the SavedModel (default: output_dir/saved_model; '-' "
+                      "skips).", flag_values=flag_values)
+  tflite.define_export_tflite_flag(flag_values=flag_values)
+  flags.DEFINE_float("max_int8_accuracy_drop", 0.01, "With --export_tflite=int8: the largest drop of the dev primary "
+                     "metric (0.01 = one point of accuracy) an int8 model may show against fp32 and still ship.",
+                     flag_values=flag_values)
+  flags.DEFINE_integer("int8_calibration_examples", 100, "Training examples that calibrate the full-integer model.",
+                       flag_values=flag_values)
+  flags.DEFINE_string("merges_file", None, "merges.txt of a BPE vocab.json (RoBERTa); default: merges.txt beside the "
+                      "vocab. Copied into output_dir and the Hugging Face folder.", flag_values=flag_values)
+  flags.DEFINE_string("export_hf", None, "Also write a Hugging Face folder that transformers loads "
+                      "(*ForSequenceClassification + tokenizer): a path, or 'true' for output_dir/hf_model.",
+                      flag_values=flag_values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Export:
+  """The checked values of the flags from `define_export_flags`: the keyword arguments of
+  `modeling.export.export_task_model`."""
+  vocab: str | None  # --vocab_file, or the vocab found beside a checkpoint.
+  merges: str | None  # A BPE vocab's merges.txt.
+  export_dir: str | None  # None: no SavedModel.
+  export_tflite: str  # "false", "fp32" or "int8".
+  hf_dir: str | None  # --export_hf's folder; None: no Hugging Face export.
+  max_int8_accuracy_drop: float
+  int8_calibration_examples: int
+
+
+def export_from_flags(flag_values: flags.FlagValues, student: config_lib.ModelConfig, meta: dict, data_dir: str,
+                      output_dir: str, vocab_folders: tuple) -> Export:
+  """Checks the export flags against the data before any training, so that no run fails at its end.
+
+  Args:
+    flag_values: the flags of `define_export_flags`.
+    student: the config of the model to export.
+    meta, data_dir: the task data's meta.json and folder.
+    output_dir: the run's output folder, home of the default SavedModel and Hugging Face folders.
+    vocab_folders: checkpoint folders that may ship the vocab, searched in order when --vocab_file is not given.
+  """
+  f = flag_values
+  vocab = export_vocab(f.vocab_file, meta, *vocab_folders)
+  merges = export.merges_for(vocab, f.merges_file, meta)
+  if f.max_int8_accuracy_drop < 0:
+    raise UserError(f"--max_int8_accuracy_drop must not be negative, got {f.max_int8_accuracy_drop}")
+  check_positive(int8_calibration_examples=f.int8_calibration_examples)
+  if f.export_tflite == "int8":
+    tflite.check_int8_gate_data(meta, data_dir)
+  hf_dir = export.hf_dir_for(f.export_hf, output_dir)
+  if hf_dir:
+    export.check_hf_export(hf_dir, student, meta)
+  export_dir = None if f.export_dir == "-" else (f.export_dir or os.path.join(output_dir, "saved_model"))
+  return Export(vocab=vocab, merges=merges, export_dir=export_dir, export_tflite=f.export_tflite, hf_dir=hf_dir,
+                max_int8_accuracy_drop=f.max_int8_accuracy_drop,
+                int8_calibration_examples=f.int8_calibration_examples)
 
 
 def check_positive(**values) -> None:

@@ -1,4 +1,5 @@
-"""Several fine-tuned teachers for one student: their flags, their label sets, and their logits, computed once.
+"""Several fine-tuned teachers for one student: their flags and checks, their label sets, and their logits, computed
+once.
 
 The teachers may differ in architecture and vocabulary but must share the task's label set. Each teacher's logits
 over the training set are computed once, in the data's order, into a [num_examples, num_labels] table (a few bytes
@@ -15,7 +16,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 
+from modeling import cli, records
+from modeling.config import ModelConfig
 from modeling.errors import UserError
 
 
@@ -72,6 +76,86 @@ def parse_teachers(config_paths: str | Sequence[str], ckpt_paths: str | Sequence
                     f"teacher (an empty entry means the student's --data_dir)")
   dir_items = dir_items or [""] * len(configs)
   return [TeacherSpec(c, k, w, d or None) for c, k, w, d in zip(configs, ckpts, values, dir_items)]
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """run_finetuning.py's flags for several teachers, beside the comma lists of --teacher_config_path and
+  --teacher_ckpt_path."""
+  flags.DEFINE_string("teacher_weights", "", "Several teachers: their weights in the averaged soft targets, "
+                      "comma-separated (normalised to sum to 1; empty: equal weights).", flag_values=flag_values)
+  flags.DEFINE_string("teacher_data_dir", "", "Per teacher, comma-separated: a folder of the same task examples "
+                      "tokenized for that teacher (create_finetuning_data.py with its vocab); an empty entry means "
+                      "--data_dir. The first teacher's entry must be empty when stage 1 runs.",
+                      flag_values=flag_values)
+
+
+def teachers_from_flags(flag_values: flags.FlagValues, student: ModelConfig, meta: dict, augmented: bool) -> tuple:
+  """Checks run_finetuning.py's teacher flags against the student and the task data, before any model is built.
+
+  Every teacher needs a config, a fine-tuned checkpoint whose head fits the task's labels, and (with its own
+  vocabulary) a data folder holding the student's examples in the same order. The first teacher also teaches
+  stage 1, so it is checked with `--intermediate_loss` against the student.
+
+  Args:
+    flag_values: the teacher flags (`--teacher_*`, this module's `define_flags`), `--data_dir`,
+      `--max_seq_length`, `--distill_stage`, `--cache_teacher_outputs` and those of `cli.define_distillation_flags`.
+    student: the student's config.
+    meta: the task data's meta.json.
+    augmented: training also reads the data's `train_augmented` records.
+
+  Returns:
+    `(intermediate, specs, teacher_files, init_layer_map)`: the checked `relation_losses.IntermediateLoss` (None
+    when stage 1 does not run), a `TeacherSpec` per teacher with its label permutation, per teacher its own training
+    files (None: the student's), and the teacher layers --init_from_teacher copies (None without it). Without
+    --teacher_config_path: `(None, [], [], None)`.
+  """
+  f = flag_values
+  if not f.teacher_config_path:
+    for name in ("teacher_ckpt_path", "teacher_weights", "teacher_data_dir"):
+      if f[name].value:
+        raise UserError(f"--{name} needs --teacher_config_path")
+    return None, [], [], None
+  specs = parse_teachers(f.teacher_config_path, f.teacher_ckpt_path or "", f.teacher_weights, f.teacher_data_dir)
+  configs, labels, teacher_files = [], [], []
+  for spec in specs:
+    config = cli.load_config_flag("teacher_config_path", spec.config_path)
+    cli.check_path("teacher_ckpt_path", spec.ckpt_path)
+    data_dir, teacher_meta, files_of_teacher = f.data_dir, meta, None
+    if spec.data_dir:
+      data_dir, teacher_meta = spec.data_dir, records.read_meta(spec.data_dir, "teacher_data_dir")
+      check_same_examples(meta, teacher_meta, spec.data_dir)
+      records.check_meta(teacher_meta, spec.data_dir, max_seq_length=f.max_seq_length, vocab_size=config.vocab_size)
+      splits = ("train", "train_augmented") if augmented else ("train",)
+      for split in splits:
+        if teacher_meta["num_examples"].get(split) != meta["num_examples"].get(split):
+          raise UserError(f"--teacher_data_dir {spec.data_dir} has {teacher_meta['num_examples'].get(split)} "
+                          f"{split} examples but --data_dir has {meta['num_examples'].get(split)}")
+      files_of_teacher = [cli.check_path("teacher_data_dir", os.path.join(spec.data_dir,
+                                                                          teacher_meta["record_files"][split]))
+                          for split in splits]
+    records.check_meta(teacher_meta, data_dir, model_type=config.model_type, config_flag="teacher_config_path")
+    cli.check_vocab_matches(teacher_meta, data_dir, spec.ckpt_path, "teacher_ckpt_path")
+    cli.check_teacher_head(spec.ckpt_path, meta)
+    configs.append(config)
+    labels.append(teacher_meta.get("label_list") if spec.data_dir else recorded_label_list(spec.ckpt_path))
+    teacher_files.append(files_of_teacher)
+  specs = [dataclasses.replace(spec, permutation=None if p is None else tuple(p))
+           for spec, p in zip(specs, label_permutations(meta["label_list"], labels))]
+  stage_1 = f.distill_stage != "prediction"
+  if specs[0].data_dir and (stage_1 or f.init_from_teacher):
+    raise UserError("--teacher_data_dir: the first teacher also teaches stage 1 (and --init_from_teacher) on the "
+                    "student's tokens, so its entry must be empty; or use --distill_stage=prediction")
+  intermediate = cli.check_pair(student, configs[0], f.max_seq_length, f, same_tokens=not specs[0].data_dir,
+                                intermediate=stage_1)
+  for spec, config in zip(specs[1:], configs[1:]):
+    cli.check_pair(student, config, f.max_seq_length, f, same_tokens=not spec.data_dir, intermediate=False)
+  if intermediate and intermediate.needs_qkv and f.cache_teacher_outputs == "all":
+    raise UserError(f"--cache_teacher_outputs=all caches TinyBERT's layers, not what "
+                    f"--intermediate_loss={intermediate.kind} reads; use --cache_teacher_outputs=logits")
+  init_layer_map = None
+  if f.init_from_teacher:
+    init_layer_map = cli.init_layer_map(intermediate, student, configs[0], f.layer_map)
+  return intermediate, specs, teacher_files, init_layer_map
 
 
 def label_permutations(task_labels: Sequence[str], teacher_labels: Sequence[Sequence[str] | None],

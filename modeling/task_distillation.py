@@ -6,16 +6,24 @@
                 plus a weighted gold-label loss.
 
 With a teacher-output cache (`modeling.teacher_cache`) each training batch also carries the teacher's outputs,
-so the teacher runs once, in the first epoch.
+so the teacher runs once, in the first epoch. `train_stage` runs one stage of run_finetuning.py, whose stage flags
+`define_flags` defines.
 """
 
+import dataclasses
+import math
+import os
 from collections.abc import Callable, Sequence
 
 import tensorflow as tf
+from absl import flags, logging
 
-from modeling import losses, multi_teacher, records, teacher_cache
+from modeling import cli, losses, multi_teacher, records, teacher_cache, training
 from modeling.config import ModelConfig
+from modeling.encoders import set_expose_qkv
+from modeling.evaluation import Evaluator
 from modeling.models import TaskModel
+from modeling.relation_losses import IntermediateLoss
 from modeling.schedules import LinearSchedule
 
 STAGES = ("finetune", "intermediate", "prediction")
@@ -25,6 +33,59 @@ _CACHED_PARTS = {"prediction": ("logits",), "intermediate": ("hidden", "attentio
 # Checkpoints save the input position, and with it the shuffle buffer of cached stage-1 batches (hidden states and
 # attention logits): the buffer is capped at this many bytes, or it would hold, and save, the whole cache.
 CACHED_SHUFFLE_BYTES = 256 << 20
+
+
+def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+  """run_finetuning.py's flags for the distillation stages, their schedules, the teacher-output cache and the
+  augmented rows."""
+  flags.DEFINE_enum("distill_stage", "both", ["intermediate", "prediction", "both"],
+                    "Which task-distillation stages to run when a teacher is given.", flag_values=flag_values)
+  flags.DEFINE_integer("intermediate_epochs", None, "Epochs of stage 1 (default: --epochs).", flag_values=flag_values)
+  flags.DEFINE_integer("prediction_epochs", None, "Epochs of stage 2 (default: --epochs).", flag_values=flag_values)
+  flags.DEFINE_float("intermediate_learning_rate", None, "Learning rate of stage 1 (default: --learning_rate).",
+                     flag_values=flag_values)
+  flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the prediction-layer loss.", flag_values=flag_values)
+  flags.DEFINE_float("gold_label_weight", 0.0, "Weight of the gold-label loss added to stage 2 (0: soft targets "
+                     "only).", flag_values=flag_values)
+  flags.DEFINE_float("temperature_end", None, "Temperature at the end of stage 2, reached linearly from "
+                     "--temperature (default: --temperature throughout).", flag_values=flag_values)
+  flags.DEFINE_float("gold_label_weight_end", None, "Gold-label weight at the end of stage 2, reached linearly from "
+                     "--gold_label_weight (default: --gold_label_weight throughout).", flag_values=flag_values)
+  flags.DEFINE_enum("cache_teacher_outputs", "none", list(CACHE_CHOICES),
+                    "Compute the frozen teacher's outputs once and reuse them in later epochs: 'logits' for stage 2, "
+                    "'all' adds the mapped hidden states and attention logits for stage 1 (large: see README). "
+                    "Batches are then shuffled as whole batches.", flag_values=flag_values)
+  flags.DEFINE_string("teacher_cache_dir", None, "Folder for the teacher-output cache (default: in memory).",
+                      flag_values=flag_values)
+  flags.DEFINE_bool("augmented_data", False, "Also train on the data folder's train_augmented.tfrecord (from "
+                    "create_finetuning_data.py --augmented_file): rows without gold labels, learnt from the "
+                    "teacher only, in both stages. Needs a teacher; dev and test stay the original ones.",
+                    flag_values=flag_values)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskTraining:
+  """What the stages of one run_finetuning.py run share, from its validated flags."""
+  output_dir: str
+  stages: tuple  # (stage, epochs, learning rate) in the order they run, from `plan_stages`.
+  train_files: tuple  # train.tfrecord, and train_augmented.tfrecord with --augmented_data.
+  num_train_examples: int
+  augmented: bool  # Some training rows carry no gold label.
+  regression: bool
+  max_seq_length: int
+  batch_size: int
+  eval_batch_size: int
+  warmup_proportion: float
+  weight_decay: float
+  runtime: cli.Runtime
+  teacher: ModelConfig | None  # The first teacher, which also teaches stage 1.
+  teachers: tuple  # multi_teacher.TeacherSpec per teacher, with its label permutation.
+  teacher_files: tuple  # Per teacher, its own training files (None: the student's).
+  intermediate: IntermediateLoss | None  # None: stage 1 does not run.
+  cache_teacher_outputs: str
+  teacher_cache_dir: str | None
+  temperature: LinearSchedule
+  gold_label_weight: LinearSchedule
 
 
 def gold_loss(logits: tf.Tensor, labels: tf.Tensor, regression: bool, has_unlabeled: bool = False) -> tf.Tensor:
@@ -143,8 +204,8 @@ def uses_cache(stage: str, cache: str) -> bool:
   return stage in _CACHED_PARTS and (cache == "all" or (cache == "logits" and stage == "prediction"))
 
 
-def train_dataset(train_file: str | Sequence[str], stage: str, *, max_seq_length: int, batch_size: int, label_dtype: tf.DType,
-                  num_examples: int, seed: int | None = None, teacher: TaskModel | None = None,
+def train_dataset(train_file: str | Sequence[str], stage: str, *, max_seq_length: int, batch_size: int,
+                  label_dtype: tf.DType, num_examples: int, seed: int | None = None, teacher: TaskModel | None = None,
                   teacher_config: ModelConfig | None = None, layer_map: Sequence[int] | None = None,
                   cache: str = "none", cache_dir: str | None = None) -> tuple[tf.data.Dataset, list | None]:
   """The repeated, shuffled training batches of one stage, and the layer map its intermediate loss must use.
@@ -227,3 +288,69 @@ def multi_teacher_dataset(train_files: Sequence[str], teachers: Sequence[TaskMod
   examples = multi_teacher.add_teacher_logits(ordered(train_files).unbatch(), tables, num_examples)
   return (examples.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True).repeat()
           .batch(batch_size, drop_remainder=True))
+
+
+def train_stage(t: TaskTraining, strategy: tf.distribute.Strategy, stage: str, epochs: int, learning_rate: float,
+                student: TaskModel, teachers: Sequence[TaskModel], distillation, evaluator: Evaluator) -> dict:
+  """Runs one stage to its last epoch, or resumes it, evaluating on dev after each epoch of a stage that trains the
+  head; returns the stage's entry of training_summary.json.
+
+  Args:
+    t: what the run's stages share.
+    strategy: the distribution strategy the models were built under.
+    stage, epochs, learning_rate: one entry of `t.stages`.
+    student: the task model being trained.
+    teachers: the frozen teacher task models, in the order of `t.teachers`.
+    distillation: the intermediate-layer loss layer, built once for the run (None without stage 1).
+    evaluator: the run's dev evaluation and best checkpoint.
+  """
+  label_dtype = tf.float32 if t.regression else tf.int64
+  steps_per_epoch = max(1, t.num_train_examples // t.batch_size)
+  total_steps = epochs * steps_per_epoch
+  teacher = teachers[0] if teachers else None
+  layer_map = t.intermediate.layer_map if t.intermediate else None
+  if stage == "prediction" and (len(teachers) > 1 or t.teachers[0].data_dir):
+    dataset = multi_teacher_dataset(
+        t.train_files, teachers, t.teacher_files, [spec.permutation for spec in t.teachers],
+        max_seq_length=t.max_seq_length, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size,
+        label_dtype=label_dtype, num_examples=t.num_train_examples, seed=t.runtime.seed)
+    logging.info("[prediction] logits of %d teachers over %d examples computed", len(teachers), t.num_train_examples)
+  else:
+    dataset, layer_map = train_dataset(
+        list(t.train_files), stage, max_seq_length=t.max_seq_length, batch_size=t.batch_size,
+        label_dtype=label_dtype, num_examples=t.num_train_examples, seed=t.runtime.seed, teacher=teacher,
+        teacher_config=t.teacher, layer_map=layer_map, cache=t.cache_teacher_outputs, cache_dir=t.teacher_cache_dir)
+  if stage == "intermediate" and t.intermediate.kind == "tinybert":
+    distillation.layer_map = layer_map  # The cached layers, when stage 1 reads the teacher-output cache.
+  with strategy.scope():
+    optimizer = training.make_optimizer(learning_rate, total_steps, math.ceil(t.warmup_proportion * total_steps),
+                                        t.runtime.dtype, t.weight_decay)
+  if t.intermediate and t.intermediate.needs_qkv:
+    set_expose_qkv(student, stage == "intermediate")  # Before the stage's step is traced.
+  objects, variables_fn = stage_variables(stage, student, distillation)
+  final = stage == t.stages[-1][0]
+  loop = training.TrainLoop(
+      strategy=strategy, variables_fn=variables_fn, optimizer=optimizer, dataset=dataset, checkpoint_objects=objects,
+      loss_fn=make_loss_fn(
+          stage, student, teacher, distillation if stage == "intermediate" else None, temperature=t.temperature,
+          gold_label_weight=t.gold_label_weight, regression=t.regression, step=optimizer.iterations,
+          total_steps=total_steps, teacher_weights=[spec.weight for spec in t.teachers], has_unlabeled=t.augmented),
+      output_dir=t.output_dir if final else os.path.join(t.output_dir, stage), global_batch_size=t.batch_size,
+      steps_per_loop=min(t.runtime.steps_per_loop, steps_per_epoch),
+      save_checkpoint_steps=t.runtime.save_checkpoint_steps, keep_checkpoint_max=t.runtime.keep_checkpoint_max,
+      models=[student], name=stage)
+  resumed = loop.restore()
+  logging.info("[%s] %d epochs of %d steps (batch %d, lr %g)%s", stage, epochs, steps_per_epoch, t.batch_size,
+               learning_rate, f", resuming at step {resumed}" if resumed else "")
+  for epoch in range(1, epochs + 1):
+    loop.run(epoch * steps_per_epoch, total_steps)
+    if stage != "intermediate":  # Stage 1 trains no head, so dev scores would mean nothing.
+      evaluator.after_epoch(stage, epoch, loop.step)
+  entry = {"stage": stage, "epochs": epochs, "steps": loop.step, "final_losses": loop.final_losses,
+           "learning_rate": learning_rate, "history": loop.history, "steps_per_epoch": steps_per_epoch}
+  if stage == "prediction":
+    entry.update(temperature=[t.temperature.start, t.temperature.end if t.temperature.end is not None
+                              else t.temperature.start],
+                 gold_label_weight=[t.gold_label_weight.start, t.gold_label_weight.end
+                                    if t.gold_label_weight.end is not None else t.gold_label_weight.start])
+  return entry

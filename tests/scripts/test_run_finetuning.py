@@ -1,13 +1,21 @@
-"""run_finetuning.py on tiny models: plain fine-tuning (teacher making), both distillation stages, export, refusals."""
+"""run_finetuning.py on tiny models: plain fine-tuning (teacher making), both distillation stages, export, refusals.
+
+Refusals are checked in-process through the script's own flag definitions and `_validate`; one test runs a refusal
+from the command line, for the one-line error and the exit status.
+"""
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 
+import run_finetuning
+from modeling.errors import UserError
 from tests import tiny
 
 COMMON = ["--task_name=tiny", "--max_seq_length=16", "--batch_size=16", "--seed=3", "--steps_per_loop=4"]
@@ -28,6 +36,32 @@ def _run(setup, *args):
   return result
 
 
+def _distil(setup, teacher, name, *args, config=None):
+  """Distils `teacher` into `config` (default: the tiny student) in folder `name`; returns (folder, the run)."""
+  out = str(setup["dir"] / name)
+  result = tiny.ok(_run(setup, f"--output_dir={out}", f"--config_path={config or setup['student_config']}",
+                        f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}", *args))
+  return out, result
+
+
+def _validate(*argv):
+  """run_finetuning.py's validation of a command line, in this process."""
+  flag_values = flags.FlagValues()
+  run_finetuning.define_flags(flag_values)
+  flag_values(["run_finetuning.py", *argv])
+  return run_finetuning._validate(flag_values)
+
+
+def _assert_refused(args, message, output_dir, regex=False):
+  """`args` are refused before anything is written, with one line that holds `message` (or matches it)."""
+  with pytest.raises(UserError) as refused:
+    _validate(*COMMON, *args)
+  line = str(refused.value)
+  assert "\n" not in line, line
+  assert (re.search(message, line) if regex else message in line), line
+  assert not os.path.exists(output_dir)
+
+
 @pytest.fixture(scope="module")
 def teacher(setup):
   out = str(setup["dir"] / "teacher")
@@ -39,12 +73,8 @@ def teacher(setup):
 
 @pytest.fixture(scope="module")
 def student(setup, teacher):
-  out = str(setup["dir"] / "student")
-  result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
-                f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
-                "--intermediate_epochs=3", "--prediction_epochs=6", "--learning_rate=1e-2", "--export_tflite")
-  assert result.returncode == 0, result.stderr[-3000:]
-  return out, result
+  return _distil(setup, teacher, "student", "--intermediate_epochs=3", "--prediction_epochs=6", "--learning_rate=1e-2",
+                 "--export_tflite")
 
 
 def _json(path):
@@ -105,45 +135,27 @@ def test_teacher_output_folder_chains_as_ckpt_path(setup, teacher):
   assert "best" in restore_encoder(encoder, load_config(setup["teacher_config"]), teacher)
 
 
-@pytest.mark.parametrize("case, message", [
-    ("task", "was prepared for task 'tiny'"),
-    ("seq", "max_seq_length=32 but"),
-    ("labels", "the teacher's head has 2 outputs but task tiny has 3 labels"),
-    ("headless", "has no task head"),
-    ("vocab_missing", "--vocab_file: not found: /nonexistent/vocab.txt"),
-    ("vocab_other", "is not the vocab the data was prepared with"),
-])
-def test_refusals(setup, teacher, case, message):
-  d = setup["dir"]
-  args = [f"--output_dir={d / 'refused'}", f"--config_path={setup['student_config']}",
-          f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}"]
-  extra = []
-  if case == "task":
-    extra = ["--task_name=sst-2"]
-  elif case == "seq":
-    extra = ["--max_seq_length=32"]
-  elif case == "labels":
-    extra = [f"--data_dir={tiny.task_data(d / 'three', train=16, dev=8, num_labels=3)}"]
-  elif case == "headless":
-    args[-1] = f"--teacher_ckpt_path={tiny.save_encoder(setup['teacher_config'], d / 'headless')}"
-  elif case == "vocab_missing":  # Checked before training, not when the export needs it.
-    extra = ["--vocab_file=/nonexistent/vocab.txt"]
-  elif case == "vocab_other":
-    (d / "other_vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nother\n")
-    extra = [f"--vocab_file={d / 'other_vocab.txt'}"]
-  result = _run(setup, *args, *extra)
+def test_refusal_on_the_command_line_is_one_line(setup, tmp_path):
+  out = tmp_path / "out"
+  result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
+                "--max_int8_accuracy_drop=-0.5")
   assert result.returncode == 1, result.stderr[-2000:]
   assert "Traceback" not in result.stderr
-  assert message in result.stderr.strip().splitlines()[-1]
-  assert not os.path.exists(os.path.join(d / "refused", "checkpoints"))
+  assert result.stderr.strip().splitlines()[-1] == "error: --max_int8_accuracy_drop must not be negative, got -0.5"
+  assert not out.exists()
+
+
+def test_help_lists_every_flag():
+  flag_values = flags.FlagValues()
+  run_finetuning.define_flags(flag_values)
+  listed = set(re.findall(r"--(?:\[no\])?(\w+)", flag_values.module_help(run_finetuning.__name__)))
+  assert listed >= set(flag_values) - {"flagfile", "undefok"}
+  assert {"export_tflite", "teacher_weights", "temperature_end", "intermediate_loss", "seed"} <= listed
 
 
 def test_distillation_with_teacher_output_cache(setup, teacher):
-  out = str(setup["dir"] / "cached")
-  result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
-                f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
-                "--epochs=2", "--learning_rate=1e-2", "--cache_teacher_outputs=all", "--export_dir=-")
-  assert result.returncode == 0, result.stderr[-3000:]
+  out, _ = _distil(setup, teacher, "cached", "--epochs=2", "--learning_rate=1e-2", "--cache_teacher_outputs=all",
+                   "--export_dir=-")
   stages = _json(os.path.join(out, "training_summary.json"))["stages"]
   assert [s["stage"] for s in stages] == ["intermediate", "prediction"]
   for stage in stages:
@@ -234,7 +246,6 @@ def test_no_cuda_error_line_on_a_cpu_only_machine(student):
     (["--merges_file=/nonexistent/merges.txt"], "--merges_file: not found"),
 ])
 def test_export_refusals_before_training(setup, tmp_path, args, message):
-  import re
   data = setup["data"]
   if args[0] == "--export_tflite=int8":  # The tiny data without a dev split.
     data = tiny.task_data(tmp_path / "nodev", train=32, dev=0)
@@ -248,11 +259,8 @@ def test_export_refusals_before_training(setup, tmp_path, args, message):
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
     args = [f"--export_hf={tmp_path / 'foreign'}"]
   out = tmp_path / "out"
-  result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={data}", f"--output_dir={out}",
-                           f"--config_path={setup['student_config']}", *args)
-  assert result.returncode != 0
-  assert re.search(message, result.stderr), result.stderr[-2000:]
-  assert not out.exists()
+  _assert_refused([f"--data_dir={data}", f"--output_dir={out}", f"--config_path={setup['student_config']}", *args],
+                  message, out, regex=True)
 
 
 def _copy_data(src, dst, shift=0, meta_updates=None, augmented=0):
@@ -298,7 +306,8 @@ def test_two_teachers_with_schedules(setup, teacher, second_teacher):
   out = str(setup["dir"] / "two_teachers")
   result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
                 f"--teacher_config_path={setup['teacher_config']},{second_teacher['config']}",
-                f"--teacher_ckpt_path={teacher},{second_teacher['ckpt']}", f"--teacher_data_dir=,{second_teacher['data']}",
+                f"--teacher_ckpt_path={teacher},{second_teacher['ckpt']}",
+                f"--teacher_data_dir=,{second_teacher['data']}",
                 "--teacher_weights=2,1", "--distill_stage=prediction", "--prediction_epochs=2", "--learning_rate=1e-2",
                 "--temperature=4", "--temperature_end=1", "--gold_label_weight_end=0.5", "--export_dir=-")
   assert result.returncode == 0, result.stderr[-3000:]
@@ -321,12 +330,8 @@ def test_minilmv2_stage_one_with_another_head_count(setup, teacher):
   d = setup["dir"]
   student = tiny.write_config(d / "student_h4.json", num_hidden_layers=2, hidden_size=8, intermediate_size=16,
                               num_attention_heads=4, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-  out = str(d / "minilmv2")
-  result = _run(setup, f"--output_dir={out}", f"--config_path={student}",
-                f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
-                "--intermediate_loss=minilmv2", "--intermediate_epochs=2", "--prediction_epochs=1",
-                "--learning_rate=1e-2", "--export_dir=-")
-  assert result.returncode == 0, result.stderr[-3000:]
+  out, _ = _distil(setup, teacher, "minilmv2", "--intermediate_loss=minilmv2", "--intermediate_epochs=2",
+                   "--prediction_epochs=1", "--learning_rate=1e-2", "--export_dir=-", config=student)
   stages = _json(os.path.join(out, "training_summary.json"))["stages"]
   history = stages[0]["history"]
   assert set(history[0]) >= {"query_relation", "key_relation", "value_relation"}
@@ -339,12 +344,8 @@ def test_init_from_teacher_starts_at_the_teacher(setup, teacher):
   d = setup["dir"]
   student = tiny.write_config(d / "student_wide.json", num_hidden_layers=2, hidden_dropout_prob=0.0,
                               attention_probs_dropout_prob=0.0)
-  out = str(d / "init_from_teacher")
-  result = _run(setup, f"--output_dir={out}", f"--config_path={student}",
-                f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
-                "--init_from_teacher", "--layer_map=1,2", "--distill_stage=intermediate", "--intermediate_epochs=1",
-                "--export_dir=-")
-  assert result.returncode == 0, result.stderr[-3000:]
+  out, result = _distil(setup, teacher, "init_from_teacher", "--init_from_teacher", "--layer_map=1,2",
+                        "--distill_stage=intermediate", "--intermediate_epochs=1", "--export_dir=-", config=student)
   assert "teacher layers [1, 2] copied into student layers 1..2" in result.stderr
   first = _json(os.path.join(out, "training_summary.json"))["stages"][0]["history"][0]
   assert first["hidden"] < 1e-5 and first["embedding"] < 1e-5, first
@@ -353,13 +354,8 @@ def test_init_from_teacher_starts_at_the_teacher(setup, teacher):
 def test_augmented_rows_train_on_teacher_targets_only(setup, teacher):
   """64 augmented rows (label -1) join the 256 training rows; the gold term ignores them and stays finite."""
   data = _copy_data(setup["data"], setup["dir"] / "data_augmented", augmented=64)
-  out = str(setup["dir"] / "augmented")
-  result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={data}", f"--output_dir={out}",
-                           f"--config_path={setup['student_config']}",
-                           f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}",
-                           "--augmented_data", "--distill_stage=prediction", "--prediction_epochs=1",
-                           "--gold_label_weight=1", "--learning_rate=1e-2", "--export_dir=-")
-  assert result.returncode == 0, result.stderr[-3000:]
+  out, _ = _distil(setup, teacher, "augmented", f"--data_dir={data}", "--augmented_data", "--distill_stage=prediction",
+                   "--prediction_epochs=1", "--gold_label_weight=1", "--learning_rate=1e-2", "--export_dir=-")
   summary = _json(os.path.join(out, "training_summary.json"))
   assert summary["train_examples"] == 320
   (stage,) = summary["stages"]
@@ -370,6 +366,12 @@ def test_augmented_rows_train_on_teacher_targets_only(setup, teacher):
 
 
 @pytest.mark.parametrize("case, message", [
+    ("task", "was prepared for task 'tiny'"),
+    ("seq", "max_seq_length=32 but"),
+    ("labels", "the teacher's head has 2 outputs but task tiny has 3 labels"),
+    ("headless", "has no task head"),
+    ("vocab_missing", "--vocab_file: not found: /nonexistent/vocab.txt"),  # Checked before training, not at export.
+    ("vocab_other", "is not the vocab the data was prepared with"),
     ("family", "data was prepared with roberta special tokens"),
     ("family_teacher", "the --teacher_config_path model is a bert"),
     ("aug_no_teacher", "--augmented_data needs --teacher_config_path"),
@@ -385,11 +387,24 @@ def test_augmented_rows_train_on_teacher_targets_only(setup, teacher):
     ("heads", "--intermediate_loss=tinybert compares attention heads one to one"),
     ("minilm_cache", "--cache_teacher_outputs=all caches TinyBERT's layers"),
 ])
-def test_new_flag_refusals(setup, teacher, case, message):
+def test_refusals(setup, teacher, tmp_path, case, message):
   d = setup["dir"]
-  args = {"output_dir": d / "refused_new", "config_path": setup["student_config"],
+  args = {"data_dir": setup["data"], "output_dir": tmp_path / "refused", "config_path": setup["student_config"],
           "teacher_config_path": setup["teacher_config"], "teacher_ckpt_path": teacher}
-  if case in ("family", "family_teacher"):
+  if case == "task":
+    args["task_name"] = "sst-2"
+  elif case == "seq":
+    args["max_seq_length"] = 32
+  elif case == "labels":
+    args["data_dir"] = tiny.task_data(d / "three", train=16, dev=8, num_labels=3)
+  elif case == "headless":
+    args["teacher_ckpt_path"] = tiny.save_encoder(setup["teacher_config"], d / "headless")
+  elif case == "vocab_missing":
+    args["vocab_file"] = "/nonexistent/vocab.txt"
+  elif case == "vocab_other":
+    (d / "other_vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nother\n")
+    args["vocab_file"] = d / "other_vocab.txt"
+  elif case in ("family", "family_teacher"):
     data = d / f"data_{case}"
     if not data.exists():
       shutil.copytree(setup["data"], data)
@@ -428,8 +443,4 @@ def test_new_flag_refusals(setup, teacher, case, message):
     args["config_path"] = tiny.write_config(d / "student_h4_refused.json", num_hidden_layers=2, num_attention_heads=4)
   elif case == "minilm_cache":
     args.update(intermediate_loss="minilm", cache_teacher_outputs="all")
-  result = _run(setup, *[f"--{k}={v}" for k, v in args.items()])
-  assert result.returncode == 1, result.stderr[-2000:]
-  assert "Traceback" not in result.stderr
-  assert message in result.stderr.strip().splitlines()[-1]
-  assert not os.path.exists(os.path.join(d / "refused_new", "checkpoints"))
+  _assert_refused([f"--{k}={v}" for k, v in args.items()], message, tmp_path / "refused")
