@@ -27,7 +27,7 @@ def _eta(seconds: float) -> str:
 def _singular(unit: str) -> str:
   if unit.endswith(("ches", "shes", "sses", "xes")):
     return unit[:-2]
-  return unit[:-1] if unit.endswith("s") else unit
+  return unit.removesuffix("s")
 
 
 def _rate(rate: float, unit: str) -> str:

@@ -83,7 +83,6 @@ def test_stage1_trains_what_its_loss_reaches(tmp_path, caplog, kind):
 
 def test_local_copies_of_mirrored_variables_are_probed():
   """Under MirroredStrategy the probe reads each variable's local copy (a distributed one takes no gradient here)."""
-  tf.config.set_soft_device_placement(True)
   strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
   with strategy.scope():
     _, student, distillation = _models("tinybert")
