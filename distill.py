@@ -25,7 +25,7 @@ import types
 
 from absl import flags, logging
 
-from modeling import cli, files, pipeline, tflite
+from modeling import cli, files, pipeline, tflite, training
 from modeling.config import ModelConfig, load_config, save_config
 from modeling.errors import UserError, run_script
 from prepare_dataset import create_finetuning_data, dataset_processors
@@ -80,6 +80,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
   flags.DEFINE_bool("init_from_teacher", True, "Without --general_student: start the student from the teacher "
                     "when run_finetuning.py offers --init_from_teacher.", flag_values=flag_values)
   tflite.define_export_tflite_flag(default="fp32", flag_values=flag_values)
+  flags.DEFINE_enum("dtype", "float32", training.DTYPES, "Compute dtype of every training phase (teacher "
+                    "fine-tuning, both distillation stages), passed on as run_finetuning.py --dtype: float32, bfloat16 "
+                    "(mixed) or float16 (mixed, with dynamic loss scaling).", flag_values=flag_values)
   integer("seed", 1, "Random seed of every training phase.", lower_bound=0)
   integer("steps_per_loop", 50, "Training steps between progress lines.")
   integer("intra_op_threads", 0, "Passed to the training scripts (0: TensorFlow's default).", lower_bound=0)
@@ -192,7 +195,7 @@ def _validate(f: flags.FlagValues) -> Settings:
   if data_args.get("data_dir"):
     data_args["data_dir"] = os.path.abspath(data_args["data_dir"])
   training_args = {"task_name": processor.name, "data_dir": data_args["output_dir"], "max_seq_length": f.max_seq_length,
-                   "batch_size": f.batch_size, "seed": f.seed, "steps_per_loop": f.steps_per_loop,
+                   "batch_size": f.batch_size, "dtype": f.dtype, "seed": f.seed, "steps_per_loop": f.steps_per_loop,
                    "vocab_file": teacher.vocab, "intra_op_threads": f.intra_op_threads or None,
                    "inter_op_threads": f.inter_op_threads or None}
   teacher_args = {"epochs": f.teacher_epochs, "learning_rate": f.teacher_learning_rate}

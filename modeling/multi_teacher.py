@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from modeling import cli, records
+from modeling import cli, progress, records
 from modeling.config import ModelConfig
 from modeling.errors import UserError
 
@@ -197,7 +197,7 @@ def recorded_label_list(teacher_dir: str) -> list[str] | None:
 
 
 def teacher_logits_table(teacher: Callable, dataset: tf.data.Dataset, permutation: Sequence[int] | None = None,
-                         batch_size: int | None = None) -> np.ndarray:
+                         batch_size: int | None = None, num_examples: int | None = None) -> np.ndarray:
   """One teacher's logits over a whole dataset, in its order: a float32 [num_examples, num_labels] array.
 
   Args:
@@ -206,11 +206,13 @@ def teacher_logits_table(teacher: Callable, dataset: tf.data.Dataset, permutatio
       `batch_size`), in the same example order as the student's data.
     permutation: from `label_permutations`, to put the columns in the task's label order.
     batch_size: batch an unbatched dataset first.
+    num_examples: the dataset's example count, if known, for the progress report's ETA.
   """
   if batch_size:
     dataset = dataset.batch(batch_size)
   predict = tf.function(lambda features: tf.cast(teacher(features, training=False)["logits"], tf.float32))
-  table = np.concatenate([predict(batch[0]).numpy() for batch in dataset], axis=0)
+  batches = progress.progress(dataset, "teacher logits", total=num_examples, sizes=lambda batch: len(batch[1]))
+  table = np.concatenate([predict(batch[0]).numpy() for batch in batches], axis=0)
   return table[:, list(permutation)] if permutation is not None else table
 
 

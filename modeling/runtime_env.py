@@ -1,10 +1,20 @@
-"""Keeps TensorFlow's CUDA probe quiet on machines without an NVIDIA GPU.
+"""Keeps two of TensorFlow's start-up notices out of the output, where they read like failures and are not.
 
-TensorFlow's CUDA build logs "failed call to cuInit: ... CUDA error" at ERROR level the first time it looks for GPUs,
-even with `TF_CPP_MIN_LOG_LEVEL=2`; on a CPU-only machine that line is expected and reads like a failure. `modeling`
-imports this module first, and where no NVIDIA device exists it runs that first probe with the process's stderr
-(file descriptor 2, where TensorFlow's C++ logging writes) pointed at /dev/null. The probe lists physical devices
-only, so threads and logical devices can still be configured afterwards. Machines with a GPU are left alone.
+- **The CUDA probe.** TensorFlow's CUDA build logs "failed call to cuInit: ... CUDA error" at ERROR level the first
+  time it looks for GPUs, even with `TF_CPP_MIN_LOG_LEVEL=2`; on a CPU-only machine that line is expected. Where no
+  NVIDIA device exists, that first probe runs with the process's stderr (file descriptor 2, where TensorFlow's C++
+  logging writes) pointed at /dev/null. The probe lists physical devices only, so threads and logical devices can
+  still be configured afterwards. Machines with a GPU are left alone.
+- **oneDNN's data-type notice.** The first time oneDNN's graph rewrite meets an op of a type it leaves to Eigen (an
+  int64 transpose in the text preprocessor of a SavedModel, float16 under `--dtype=float16`), TensorFlow logs "oneDNN
+  supports DT_INT64 only on platforms with AVX-512. Falling back to the default Eigen-based implementation", at
+  ERROR level and even on a CPU that has AVX-512. Nothing failed: the op runs, on Eigen. TensorFlow prints it once per
+  process whatever the type, so one int64 transpose is run here with stderr pointed at /dev/null, in a CPU graph
+  session of its own (which leaves the eager runtime unconfigured, as the CUDA probe does), and the notice is spent.
+  Only that notice is affected: stderr is restored before anything else runs, so every other error still shows.
+
+`modeling` imports this module first, so both happen before any other TensorFlow op. Machines with an NVIDIA device
+are left alone: a session there would set up the GPUs before the scripts can configure them.
 """
 
 import contextlib
@@ -29,13 +39,22 @@ def _stderr_to_devnull():
     os.close(null)
 
 
-def quiet_cuda_probe() -> None:
-  """Runs TensorFlow's first GPU probe silently when the machine has no NVIDIA device; a no-op otherwise."""
+def quiet_start() -> None:
+  """Runs TensorFlow's first GPU probe and spends oneDNN's data-type notice silently (see the module docstring),
+  where the machine has no NVIDIA device; a no-op otherwise."""
   if has_nvidia_device():
     return
   import tensorflow as tf
+  graph = tf.Graph()
+  with graph.as_default():
+    transposed = tf.transpose(tf.constant([[1, 2]], tf.int64))
+  # CPU only, per-session pools of one thread freed when the session closes; the eager runtime stays unconfigured.
+  config = tf.compat.v1.ConfigProto(device_count={"GPU": 0}, intra_op_parallelism_threads=1,
+                                    inter_op_parallelism_threads=1, use_per_session_threads=True)
   with _stderr_to_devnull():
     tf.config.list_physical_devices("GPU")
+    with tf.compat.v1.Session(graph=graph, config=config) as session:
+      session.run(transposed)
 
 
-quiet_cuda_probe()
+quiet_start()

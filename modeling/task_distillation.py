@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 from absl import flags, logging
 
-from modeling import cli, losses, multi_teacher, records, teacher_cache, training
+from modeling import cli, losses, multi_teacher, records, relation_losses, teacher_cache, training
 from modeling.config import ModelConfig
 from modeling.encoders import set_expose_qkv
 from modeling.evaluation import Evaluator
@@ -172,7 +172,8 @@ def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = Non
 def stage_variables(stage: str, student: TaskModel, distillation: losses.IntermediateDistillation | None = None):
   """What one stage checkpoints besides the optimizer, and the function giving the variables it trains.
 
-  Stage `intermediate` trains the encoder (its losses never reach the head) and W_h; the others the whole model.
+  Stage `intermediate` trains the encoder variables its loss reaches (`intermediate_variables`) and W_h; the others
+  the whole model.
 
   Returns:
     `(checkpoint_objects, variables_fn)` for `modeling.training.TrainLoop`.
@@ -180,8 +181,40 @@ def stage_variables(stage: str, student: TaskModel, distillation: losses.Interme
   objects = student.checkpoint_objects()
   if stage == "intermediate":
     objects["projection"] = distillation
-    return objects, lambda: student.encoder.trainable_variables + distillation.trainable_variables
+    trained = intermediate_variables(student.encoder, distillation)
+    return objects, lambda: trained
   return objects, lambda: student.trainable_variables
+
+
+def intermediate_variables(encoder, distillation) -> list:
+  """The variables stage 1 trains: the encoder's that its loss reaches, and the loss layer's own (W_h).
+
+  Stage 1's losses read the hidden states and attention logits (TinyBERT) or the last layer's queries, keys and
+  values (MiniLM), never the pooled output, so the pooler gets no gradient; nor, under MiniLM, does the rest of the
+  last layer. Such variables are left out rather than handed to the optimizer without a gradient, which it would
+  warn about at every trace. Which variables the loss reaches is a property of the graph, not of the values, so
+  it is found once, from the gradients of one forward pass on a dummy input.
+
+  Args:
+    encoder: the student's encoder (for MiniLM, with `attention_qkv` exposed, as stage 1 runs it).
+    distillation: the stage-1 loss layer, `losses.IntermediateDistillation` or `relation_losses.MiniLMDistillation`.
+  """
+  ids = tf.fill([1, 4], 2)
+  with tf.GradientTape() as tape:
+    outputs = encoder({"input_word_ids": ids, "input_mask": tf.ones_like(ids), "input_type_ids": tf.zeros_like(ids)},
+                      training=False)
+    if isinstance(distillation, relation_losses.MiniLMDistillation):
+      if "attention_qkv" not in outputs:
+        raise ValueError("MiniLM's stage 1 reads attention_qkv; call encoders.set_expose_qkv on the student first")
+      read = outputs["attention_qkv"][-1]
+    else:
+      read = (outputs["hidden_states"], outputs["attention_logits"])
+    probe = tf.add_n([tf.reduce_sum(tf.cast(t, tf.float32)) for t in tf.nest.flatten(read)])
+  # A distributed (mirrored) variable takes gradients in a replica context only; its local copies take them here.
+  local = [v.values[0] if isinstance(v, tf.distribute.DistributedValues) else v for v in encoder.trainable_variables]
+  gradients = tape.gradient(probe, local)
+  reached = [v for v, g in zip(encoder.trainable_variables, gradients) if g is not None]
+  return reached + list(distillation.trainable_variables)
 
 
 def plan_stages(has_teacher: bool, distill_stage: str, epochs: int, learning_rate: float,
@@ -283,7 +316,8 @@ def multi_teacher_dataset(train_files: Sequence[str], teachers: Sequence[TaskMod
   def ordered(paths):
     return records.make_dataset(list(paths), max_seq_length, eval_batch_size, label_dtype=label_dtype)
 
-  tables = [multi_teacher.teacher_logits_table(model, ordered(files or train_files), permutation)
+  tables = [multi_teacher.teacher_logits_table(model, ordered(files or train_files), permutation,
+                                               num_examples=num_examples)
             for model, files, permutation in zip(teachers, teacher_files, permutations)]
   examples = multi_teacher.add_teacher_logits(ordered(train_files).unbatch(), tables, num_examples)
   return (examples.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True).repeat()

@@ -127,6 +127,9 @@ def convert_tflite(task_model: tf_keras.Model, max_seq_length: int, mode: str = 
   holder.model = task_model
   holder.serve = tf.function(serve, input_signature=[tf.TensorSpec([1, max_seq_length], tf.int32, name=name)
                                                      for name in INPUT_NAMES])
+  start = time.monotonic()
+  logging.info("converting to TFLite (%s)%s", mode, ", calibrating on the representative dataset" if mode == "int8"
+               else "")
   with _quantizable_attention_mask() if mode == "int8" else contextlib.nullcontext():
     concrete = holder.serve.get_concrete_function()
   converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
@@ -137,7 +140,9 @@ def convert_tflite(task_model: tf_keras.Model, max_seq_length: int, mode: str = 
     converter.representative_dataset = representative_dataset
     # Every op of the supported families has an int8 kernel; ids stay int32 inputs and the output stays float.
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-  return _rename_io_tensors(_quiet_convert(converter), output_name)
+  content = _rename_io_tensors(_quiet_convert(converter), output_name)
+  logging.info("converted to TFLite (%s) in %.1fs: %.1f MB", mode, time.monotonic() - start, len(content) / 1e6)
+  return content
 
 
 def representative_dataset(train_files: Sequence[str], max_seq_length: int,
@@ -158,7 +163,8 @@ def representative_dataset(train_files: Sequence[str], max_seq_length: int,
   def examples():
     dataset = records.make_dataset(train_files, max_seq_length, 1, shuffle=True, seed=seed,
                                    shuffle_buffer=max(10 * num_examples, 1000))
-    for features in dataset.take(num_examples):
+    # The converter runs the model on each example as it is drawn, so this is the progress of calibration.
+    for features in progress.progress(dataset.take(num_examples), "calibrating int8", total=num_examples):
       yield {name: features[name].numpy() for name in INPUT_NAMES}
   return examples
 

@@ -298,6 +298,10 @@ class TrainLoop:
     if self.iterator is None:
       self.iterator = self._make_iterator(self._skip_batches)
     if self._train_fn is None:
+      # The optimizer's slots are made before the first call: a tf.function whose first call creates variables is
+      # traced twice.
+      with self.strategy.scope():
+        self.optimizer._create_all_weights(self.variables_fn())
       self._train_fn = self._build_train_fn()
     last_saved = self.step
     start_step, start_time, last = self.step, time.time(), {}

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 from absl import app, flags, logging
 
-from modeling import assets, files
+from modeling import assets, files, progress
 from modeling.errors import UserError
 from prepare_dataset import create_finetuning_data, dataset_processors
 
@@ -168,9 +168,10 @@ def nearest_neighbours(queries: np.ndarray, pool: np.ndarray, k: int, exclude: n
 
   if exclude is None:
     exclude = np.full(len(queries), -1, np.int64)
+  starts = progress.progress(range(0, len(queries), _QUERY_BLOCK), "GloVe neighbours", total=len(queries),
+                             unit="words", sizes=lambda start: min(_QUERY_BLOCK, len(queries) - start))
   result = [search(np.asarray(queries[start:start + _QUERY_BLOCK], np.float32),
-                   np.asarray(exclude[start:start + _QUERY_BLOCK], np.int64)).numpy()
-            for start in range(0, len(queries), _QUERY_BLOCK)]
+                   np.asarray(exclude[start:start + _QUERY_BLOCK], np.int64)).numpy() for start in starts]
   return np.concatenate(result) if result else np.zeros([0, k], np.int64)
 
 
@@ -251,8 +252,8 @@ def mlm_candidates(mlm, texts: Sequence[str], k: int, batch_size: int = 64,
       jobs.append((t, w, [mlm.tokenizer.cls_id] + window + [mlm.tokenizer.sep_id], position - left + 1,
                    word_ids[0]))
   results = [{} for _ in texts]
-  for first in range(0, len(jobs), batch_size):
-    batch = jobs[first:first + batch_size]
+  batches = [jobs[first:first + batch_size] for first in range(0, len(jobs), batch_size)]
+  for batch in progress.progress(batches, "masked-LM candidates", total=len(jobs), unit="words", sizes=len):
     length = max(len(job[2]) for job in batch)
     word_ids = np.full([len(batch), length], mlm.tokenizer.pad_id, np.int32)
     input_mask = np.zeros([len(batch), length], np.int32)
@@ -348,7 +349,7 @@ def augment_examples(examples: Sequence, glove: dict[str, list[str]], num_augmen
   """
   rng = np.random.default_rng(seed)
   rows = []
-  for source, example in enumerate(examples):
+  for source, example in enumerate(progress.progress(examples, "drawing augmented copies", total=len(examples))):
     sides = [example.text_a] + ([example.text_b] if example.text_b is not None else [])
     drawn = []
     for side, text in enumerate(sides):

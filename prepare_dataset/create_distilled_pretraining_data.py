@@ -29,7 +29,7 @@ import time
 import numpy as np
 from absl import flags, logging
 
-from modeling import files, records, tokenization
+from modeling import files, progress, records, tokenization
 from modeling.errors import UserError, run_script
 
 FLAGS = flags.FLAGS
@@ -84,8 +84,8 @@ class Settings:
 
 
 _MIN_SEQ_LENGTH = 8
-_SENTENCES_PER_CHUNK = 100_000
-_EXAMPLES_PER_WRITE = 50_000
+_SENTENCES_PER_CHUNK = 20_000  # Sentences per tokenizer call (and per worker task); progress moves by one.
+_EXAMPLES_PER_WRITE = 10_000  # Examples serialized per call; progress moves by one.
 
 
 def expand_input_files(spec: str) -> list[str]:
@@ -157,38 +157,28 @@ def _tokenize_in_worker(sentences):
 
 
 def tokenize_documents(tokenizer: tokenization.Tokenizer, documents: list[list[str]], num_workers: int = 1):
-  """Tokenizes every sentence, logging progress.
+  """Tokenizes every sentence, reporting progress (`modeling.progress`).
 
   Returns:
     `(ids, sentence_lengths)`: the int32 ids of all sentences in order, and the number of ids of each sentence.
   """
   sentences = [sentence for document in documents for sentence in document]
   chunks = [sentences[i:i + _SENTENCES_PER_CHUNK] for i in range(0, len(sentences), _SENTENCES_PER_CHUNK)]
-  doc_ends = np.cumsum([len(d) for d in documents])
-  if num_workers <= 1:
-    tokenizer.tokenize_to_arrays(["warm up"])  # Traces the tokenizer once, so the rates below are steady-state.
-  start = time.time()
-  ids, lengths, done = [], [], 0
-
-  def log_progress(chunk_ids, chunk_lengths):
-    nonlocal done
-    ids.append(chunk_ids)
-    lengths.append(chunk_lengths)
-    done += len(chunk_lengths)
-    elapsed = max(time.time() - start, 1e-9)
-    num_tokens = sum(len(i) for i in ids)
-    docs_done = int(np.searchsorted(doc_ends, done, side="right"))
-    logging.info("tokenized %d/%d sentences, %d documents: %.0f documents/s, %.0f tokens/s", done, len(sentences),
-                 docs_done, docs_done / elapsed, num_tokens / elapsed)
-
+  ids, lengths = [], []
+  pool = None
   if num_workers > 1 and len(chunks) > 1:
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(num_workers, _init_worker, (tokenizer.build_args,)) as pool:
-      for chunk_ids, chunk_lengths in pool.imap(_tokenize_in_worker, chunks):
-        log_progress(chunk_ids, chunk_lengths)
+    pool = multiprocessing.get_context("spawn").Pool(num_workers, _init_worker, (tokenizer.build_args,))
+    tokenized = pool.imap(_tokenize_in_worker, chunks)
   else:
-    for chunk in chunks:
-      log_progress(*tokenizer.tokenize_to_arrays(chunk))
+    tokenized = (tokenizer.tokenize_to_arrays(chunk) for chunk in chunks)
+  try:
+    for chunk_ids, chunk_lengths in progress.progress(tokenized, "tokenizing", total=len(sentences),
+                                                      unit="sentences", sizes=lambda result: len(result[1])):
+      ids.append(chunk_ids)
+      lengths.append(chunk_lengths)
+  finally:
+    if pool is not None:
+      pool.terminate()
   if not ids:
     return np.zeros([0], np.int32), np.zeros([0], np.int64)
   return np.concatenate(ids), np.concatenate(lengths)
@@ -213,9 +203,10 @@ def plan_examples(document_lengths: list[np.ndarray], max_seq_length: int, short
   """
   max_num_tokens = max_seq_length - 2 - pair_separators
   plans = []
-  for _ in range(dupe_factor):
+  for dupe in range(dupe_factor):
     offset = 0
-    for lengths in document_lengths:
+    what = "cutting documents into examples" + (f" (pass {dupe + 1}/{dupe_factor})" if dupe_factor > 1 else "")
+    for lengths in progress.progress(document_lengths, what, total=len(document_lengths), unit="documents"):
       lengths = [int(n) for n in lengths]
       sentence_starts = [offset]
       for n in lengths:
@@ -286,11 +277,13 @@ def write_records(paths: list[str], features: tuple[np.ndarray, np.ndarray, np.n
   try:
     for path in paths:
       writers.append(records.RecordWriter(path))
-    for writer, begin, end in zip(writers, bounds[:-1], bounds[1:]):
-      for row in range(begin, end, _EXAMPLES_PER_WRITE):
-        stop = min(end, row + _EXAMPLES_PER_WRITE)
-        for serialized in records.serialize_examples(word_ids[row:stop], input_mask[row:stop], type_ids[row:stop]):
-          writer.write(serialized)
+    blocks = [(writer, row, min(end, row + _EXAMPLES_PER_WRITE))
+              for writer, begin, end in zip(writers, bounds[:-1], bounds[1:])
+              for row in range(begin, end, _EXAMPLES_PER_WRITE)]
+    for writer, row, stop in progress.progress(blocks, "writing records", total=len(word_ids),
+                                               sizes=lambda block: block[2] - block[1]):
+      for serialized in records.serialize_examples(word_ids[row:stop], input_mask[row:stop], type_ids[row:stop]):
+        writer.write(serialized)
   except BaseException:
     for writer in writers:
       writer.close(ok=False)

@@ -34,11 +34,11 @@ _OWN_SPLITS = ("train", "dev", "dev_mismatched", "test", "test_mismatched", "tra
 AUGMENTED_SPLIT = "train_augmented"
 NO_LABEL = -1  # The record label of an augmented example: it has no gold label (the teacher's logits teach it).
 _SAMPLE_SEED = 12345  # --sample_examples: the same subset on every run.
-_TOKENIZE_CHUNK = 4096  # Examples tokenized per call; progress is reported between chunks.
+_TOKENIZE_CHUNK = 4096  # Examples tokenized and packed per step; progress is reported between chunks.
 
 
 def encode_split(examples, tokenizer: tokenization.Tokenizer, label_ids, max_seq_length: int, what: str = "tokenizing"):
-  """Tokenizes a split in batches and serializes one record per example.
+  """Tokenizes a split in batches and serializes one record per example, reporting progress over both.
 
   Args:
     examples: `InputExample`s of one split.
@@ -51,19 +51,17 @@ def encode_split(examples, tokenizer: tokenization.Tokenizer, label_ids, max_seq
     `(serialized records, number of examples that had to be truncated)`.
   """
   is_pair = any(example.text_b is not None for example in examples)
-  ids_a, ids_b = [], [] if is_pair else None
+  serialized, num_truncated = [], 0
   chunks = [examples[i:i + _TOKENIZE_CHUNK] for i in range(0, len(examples), _TOKENIZE_CHUNK)]
   for chunk in progress.progress(chunks, what, total=len(examples), sizes=len):
-    ids_a += tokenizer.tokenize_to_ids([example.text_a for example in chunk])
-    if is_pair:
-      ids_b += tokenizer.tokenize_to_ids([example.text_b or "" for example in chunk])
-  serialized, num_truncated = [], 0
-  for i, example in enumerate(examples):
-    second = ids_b[i] if is_pair and example.text_b is not None else None
-    num_special = tokenizer.special_tokens.num_special(second is not None)
-    num_truncated += len(ids_a[i]) + len(second or ()) + num_special > max_seq_length
-    word_ids, mask, type_ids = tokenizer.pack(ids_a[i], second, max_seq_length)
-    serialized.append(records.serialize_example(word_ids, mask, type_ids, label_ids(example.label)))
+    ids_a = tokenizer.tokenize_to_ids([example.text_a for example in chunk])
+    ids_b = tokenizer.tokenize_to_ids([example.text_b or "" for example in chunk]) if is_pair else None
+    for i, example in enumerate(chunk):
+      second = ids_b[i] if is_pair and example.text_b is not None else None
+      num_special = tokenizer.special_tokens.num_special(second is not None)
+      num_truncated += len(ids_a[i]) + len(second or ()) + num_special > max_seq_length
+      word_ids, mask, type_ids = tokenizer.pack(ids_a[i], second, max_seq_length)
+      serialized.append(records.serialize_example(word_ids, mask, type_ids, label_ids(example.label)))
   return serialized, num_truncated
 
 

