@@ -64,8 +64,8 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
   string("student_config", None, f"The student's config; default: {DEFAULT_STUDENTS['mpnet']} for an MPNet "
          f"teacher, else {DEFAULT_STUDENT}, with the teacher's vocab size.")
   string("general_student", None, "A general-distilled student (an output folder of run_pretraining.py) to start "
-         "task distillation from; default: the teacher's projected embeddings where run_finetuning.py offers "
-         "--init_from_teacher, else a random start.")
+         "task distillation from; default: the student starts from the teacher (--init_from_teacher), or from "
+         "random weights with --init_from_teacher=false.")
   string("output_dir", None, "Folder for data/, teacher/, student/ and distill_results.md/.json (created if needed).")
   integer("max_seq_length", 128, "Sequence length of the data, the training and the export.", lower_bound=4)
   integer("batch_size", 32, "Training batch size of every phase.")
@@ -77,8 +77,9 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
   real("prediction_learning_rate", 5e-4, "Peak learning rate of stage 2.")
   string("layer_map", "auto", "Teacher layer for each student layer, e.g. '3,6,9,12'; auto: ceil(m*N/M), which is "
          "TinyBERT's uniform map when M divides N and spans the whole teacher otherwise (6 onto 4: 2,3,5,6).")
-  flags.DEFINE_bool("init_from_teacher", True, "Without --general_student: start the student from the teacher "
-                    "when run_finetuning.py offers --init_from_teacher.", flag_values=flag_values)
+  flags.DEFINE_bool("init_from_teacher", True, "Without --general_student: start the student from the teacher, as "
+                    "run_finetuning.py --init_from_teacher does (the teacher's embeddings, projected when narrower).",
+                    flag_values=flag_values)
   tflite.define_export_tflite_flag(default="fp32", flag_values=flag_values)
   flags.DEFINE_enum("dtype", "float32", training.DTYPES, "Compute dtype of every training phase (teacher "
                     "fine-tuning, both distillation stages), passed on as run_finetuning.py --dtype: float32, bfloat16 "
@@ -207,8 +208,7 @@ def _validate(f: flags.FlagValues) -> Settings:
   cli.check_positive(teacher_learning_rate=f.teacher_learning_rate,
                      intermediate_learning_rate=f.intermediate_learning_rate,
                      prediction_learning_rate=f.prediction_learning_rate)
-  init = (not f.general_student and f.init_from_teacher
-          and pipeline.script_has_flag("run_finetuning.py", "init_from_teacher"))
+  init = not f.general_student and f.init_from_teacher
   return Settings(teacher=teacher, student_config=student, student_config_path=student_path,
                   general_student=os.path.abspath(f.general_student) if f.general_student else None,
                   output_dir=out, layer_map=layer_map, data_args=data_args, training_args=training_args,

@@ -54,3 +54,10 @@ def test_choices_are_the_training_scripts(setup, tmp_path):  # noqa: F811
   assert tuple(flag_values["dtype"].parser.enum_values) == training.DTYPES == ("float32", "bfloat16", "float16")
   with pytest.raises(flags.IllegalFlagValueError, match="float64"):
     flag_values(["distill.py", *_args(setup, output_dir=str(tmp_path / "out")), "--dtype=float64"])
+
+
+def test_student_starts_from_the_teacher_without_a_general_student(setup, tmp_path, monkeypatch):  # noqa: F811
+  _, _, student = _commands(setup, tmp_path, monkeypatch)
+  assert "--init_from_teacher=true" in student
+  _, _, student = _commands(setup, tmp_path, monkeypatch, "--init_from_teacher=false")
+  assert not [a for a in student if a.startswith("--init_from_teacher")]
