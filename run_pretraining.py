@@ -25,29 +25,38 @@ from modeling.teacher_init import init_embeddings_from_teacher, init_from_teache
 FLAGS = flags.FLAGS
 
 
-def define_flags():
-  flags.DEFINE_string("data_dir", None, "Folder of pretraining TFRecords and meta.json.")
-  flags.DEFINE_string("output_dir", None, "Where checkpoints, summaries and the student config go.")
-  flags.DEFINE_string("config_path", None, "The student's model config (JSON).")
-  flags.DEFINE_string("teacher_config_path", None, "The teacher's model config (JSON, or a Hugging Face folder).")
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+  """The seed's flags, then the distillation and runtime ones (all listed by --help)."""
+  flags.DEFINE_string("data_dir", None, "Folder of pretraining TFRecords and meta.json.", flag_values=flag_values)
+  flags.DEFINE_string("output_dir", None, "Where checkpoints, summaries and the student config go.",
+                      flag_values=flag_values)
+  flags.DEFINE_string("config_path", None, "The student's model config (JSON).", flag_values=flag_values)
+  flags.DEFINE_string("teacher_config_path", None, "The teacher's model config (JSON, or a Hugging Face folder).",
+                      flag_values=flag_values)
   flags.DEFINE_string("teacher_ckpt_path", None, "The teacher's checkpoint: TF2, Google TF1 BERT, or a Hugging Face "
-                      "folder.")
-  flags.DEFINE_integer("max_seq_length", 128, "Sequence length; must match the data's meta.json.")
-  flags.DEFINE_integer("batch_size", 8, "Global batch size.")
-  flags.DEFINE_integer("epochs", 100, "Epochs of --steps_per_epoch steps.")
-  flags.DEFINE_integer("steps_per_epoch", 10000, "Steps per epoch.")
-  flags.DEFINE_integer("steps_per_loop", 100, "Steps inside one tf.function call between progress lines.")
-  flags.DEFINE_integer("warmup_steps", 10000, "Linear learning-rate warmup steps (capped below the total).")
-  flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate of AdamW, decayed linearly to zero.")
-  flags.DEFINE_string("ckpt_path", None, "Optional checkpoint to initialise the student encoder from.")
+                      "folder.", flag_values=flag_values)
+  flags.DEFINE_integer("max_seq_length", 128, "Sequence length; must match the data's meta.json.",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("batch_size", 8, "Global batch size.", flag_values=flag_values)
+  flags.DEFINE_integer("epochs", 100, "Epochs of --steps_per_epoch steps.", flag_values=flag_values)
+  flags.DEFINE_integer("steps_per_epoch", 10000, "Steps per epoch.", flag_values=flag_values)
+  flags.DEFINE_integer("steps_per_loop", 100, "Steps inside one tf.function call between progress lines.",
+                       flag_values=flag_values)
+  flags.DEFINE_integer("warmup_steps", 10000, "Linear learning-rate warmup steps (capped below the total).",
+                       flag_values=flag_values)
+  flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate of AdamW, decayed linearly to zero.",
+                     flag_values=flag_values)
+  flags.DEFINE_string("ckpt_path", None, "Optional checkpoint to initialise the student encoder from.",
+                      flag_values=flag_values)
   flags.DEFINE_bool("init_embeddings_from_teacher", False,
                     "Start the student's token/position/segment embeddings (and W_h) from the teacher's, projected "
                     "onto their top principal directions (modeling/teacher_init.py). Not in the TinyBERT paper: it "
                     "helps when the general-distillation text is small. BERT-family students only; not with "
-                    "--ckpt_path.")
-  flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not applied to LayerNorm and biases).")
-  cli.define_distillation_flags()
-  cli.define_runtime_flags()
+                    "--ckpt_path.", flag_values=flag_values)
+  flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not applied to LayerNorm and biases).",
+                     flag_values=flag_values)
+  cli.define_distillation_flags(flag_values)
+  cli.define_runtime_flags(flag_values=flag_values)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,8 +6,8 @@ create_distilled_pretraining_data.py and create_finetuning_data.py. Teacher and 
 so families meet where their tokenizers agree: ALBERT, BERT and MobileBERT share a SentencePiece model trained here
 (BERT's specials) and teach each other in a cycle; RoBERTa teaches RoBERTa on a byte-level BPE trained here, and MPNet
 teaches MPNet on an MPNet-style WordPiece vocab (RoBERTa's specials). Each family is once the teacher and once the
-student. The training runs of one step go side by side, and the two data scripts run in this process (their `run()`
-on their own flags), to keep the file quick.
+student. Every command runs in this process (`tiny.run_main`: the script's `main` on its own flags), which spares a
+fresh Python and TensorFlow for each of the 21 runs; each script's command line is tested in its own test file.
 """
 
 import json
@@ -16,8 +16,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
+import run_finetuning
+import run_pretraining
+from prepare_dataset import create_distilled_pretraining_data, create_finetuning_data
 from tests import tiny
 from tests.tiny import read_json
 
@@ -49,17 +51,6 @@ def _sentence(rng, label):
   words = list(rng.choice(_FILLER, 4)) + [str(rng.choice(_POSITIVE if label else _NEGATIVE))]
   rng.shuffle(words)
   return " ".join(words) + " ."
-
-
-def _run_all(log_dir, runs):
-  """Runs {name: (script, args)} side by side; fails with the log of the first run that failed."""
-  with tiny.Scripts(log_dir) as scripts:
-    for name, (script, args) in runs.items():
-      scripts.start(name, script, *args)
-    codes = scripts.wait(timeout=600)
-    for name, code in codes.items():
-      assert code == 0, f"{name} exited with {code}:\n{scripts.log(name)[-4000:]}"
-    return {name: scripts.log(name) for name in runs}
 
 
 @pytest.fixture(scope="module")
@@ -96,28 +87,17 @@ def _tokenizer_args(assets, tokenizer, vocab_flag):
   return ([f"--{vocab_flag}", vocab] if vocab else []) + assets.get(tokenizer, [])
 
 
-def _run_in_process(script, args):
-  """A data script's `run()` on its own flags, parsed into a private FlagValues: what its command line does, without
-  a fresh Python and TensorFlow for each of the six runs (the slowest part of a tiny run)."""
-  flag_values = flags.FlagValues()
-  script.define_flags(flag_values)
-  flag_values([script.__name__, *args])
-  return script.run(script._validate(flag_values))  # pylint: disable=protected-access
-
-
 @pytest.fixture(scope="module")
 def data(assets):
   """Per tokenizer, the pretraining and task data folders, prepared by the two data scripts."""
-  from prepare_dataset import create_distilled_pretraining_data as cdpd
-  from prepare_dataset import create_finetuning_data as cfd
   d = assets["dir"]
   for tokenizer in ("spm", "bpe", "mpnet"):
-    _run_in_process(cdpd, [
-        "--input_file", str(d / "text.txt"), "--output_file", str(d / f"general_{tokenizer}" / "train.tfrecord"),
-        "--max_seq_length", str(SEQ), "--dupe_factor", "2", *_tokenizer_args(assets, tokenizer, "vocab_file")])
-    _run_in_process(cfd, [
-        "--task_name=tsv", f"--data_dir={d}", "--output_dir", str(d / f"task_{tokenizer}"),
-        "--max_seq_length", str(SEQ), *_tokenizer_args(assets, tokenizer, "vocab_path")])
+    tiny.run_main(
+        create_distilled_pretraining_data, "--input_file", d / "text.txt",
+        "--output_file", d / f"general_{tokenizer}" / "train.tfrecord", "--max_seq_length", SEQ, "--dupe_factor", 2,
+        *_tokenizer_args(assets, tokenizer, "vocab_file"))
+    tiny.run_main(create_finetuning_data, "--task_name=tsv", f"--data_dir={d}", "--output_dir", d / f"task_{tokenizer}",
+                  "--max_seq_length", SEQ, *_tokenizer_args(assets, tokenizer, "vocab_path"))
   folders = {}
   for tokenizer in ("spm", "bpe", "mpnet"):
     general, task = str(d / f"general_{tokenizer}"), str(d / f"task_{tokenizer}")
@@ -137,20 +117,18 @@ def _config(assets, data, family, role):
   return str(path)
 
 
-# Five runs share the cores: one thread each avoids thread-pool contention.
-_THREADS = ["--intra_op_threads=1", "--inter_op_threads=1"]
-_TASK = ["--task_name=tsv", f"--max_seq_length={SEQ}", "--batch_size=16", "--seed=1", "--steps_per_loop=1000", *_THREADS]
+_TASK = ["--task_name=tsv", f"--max_seq_length={SEQ}", "--batch_size=16", "--seed=1", "--steps_per_loop=1000"]
 
 
 @pytest.fixture(scope="module")
 def teachers(assets, data):
   """A fine-tuned teacher of every family, trained from random initialisation."""
   d = assets["dir"]
-  runs = {family: ("run_finetuning.py", [
-      *_TASK, f"--data_dir={data[TOKENIZER_OF[family]]['task']}", f"--output_dir={d / ('teacher_' + family)}",
-      f"--config_path={_config(assets, data, family, 'teacher')}", "--epochs=2", "--learning_rate=1e-2",
-      "--export_dir=-"]) for family in FAMILIES}
-  _run_all(d, runs)
+  for family in FAMILIES:
+    tiny.run_main(
+        run_finetuning, *_TASK, f"--data_dir={data[TOKENIZER_OF[family]]['task']}",
+        f"--output_dir={d / ('teacher_' + family)}", f"--config_path={_config(assets, data, family, 'teacher')}",
+        "--epochs=2", "--learning_rate=1e-2", "--export_dir=-")
   return {family: str(d / f"teacher_{family}") for family in FAMILIES}
 
 
@@ -160,25 +138,25 @@ def students(assets, data, teachers):
   d = assets["dir"]
   general, task = {}, {}
   for teacher, (student, tokenizer) in PAIRS.items():
-    general[student] = ("run_pretraining.py", [
+    general[student] = [
         f"--data_dir={data[tokenizer]['general']}", f"--output_dir={d / ('general_' + student)}",
         f"--config_path={_config(assets, data, student, 'student')}",
         f"--teacher_config_path={os.path.join(teachers[teacher], 'config.json')}",
         f"--teacher_ckpt_path={teachers[teacher]}", f"--max_seq_length={SEQ}", "--batch_size=8", "--epochs=1",
-        "--steps_per_epoch=6", "--steps_per_loop=6", "--warmup_steps=1", "--learning_rate=1e-3", "--seed=1",
-        *_THREADS])
+        "--steps_per_epoch=6", "--steps_per_loop=6", "--warmup_steps=1", "--learning_rate=1e-3", "--seed=1"]
     vocab = assets["vocab"][tokenizer] or str(assets["dir"] / "spm.model")
-    task[student] = ("run_finetuning.py", [
+    task[student] = [
         *_TASK, f"--data_dir={data[tokenizer]['task']}", f"--output_dir={d / ('student_' + student)}",
         f"--config_path={_config(assets, data, student, 'student')}", f"--ckpt_path={d / ('general_' + student)}",
         f"--teacher_config_path={os.path.join(teachers[teacher], 'config.json')}",
         f"--teacher_ckpt_path={teachers[teacher]}", "--intermediate_epochs=1", "--prediction_epochs=1",
-        "--learning_rate=1e-2", f"--vocab_file={vocab}"])
-  logs = _run_all(d, {f"general_{s}": run for s, run in general.items()})
-  logs.update(_run_all(d, {f"student_{s}": run for s, run in task.items()}))
+        "--learning_rate=1e-2", f"--vocab_file={vocab}"]
+  for student in FAMILIES:
+    tiny.run_main(run_pretraining, *general[student])
+  for student in FAMILIES:
+    tiny.run_main(run_finetuning, *task[student])
   return {family: {"general": str(d / f"general_{family}"), "task": str(d / f"student_{family}"),
-                   "teacher": next(t for t, (s, _) in PAIRS.items() if s == family), "logs": logs}
-          for family in FAMILIES}
+                   "teacher": next(t for t, (s, _) in PAIRS.items() if s == family)} for family in FAMILIES}
 
 
 def test_every_family_is_teacher_and_student_once():

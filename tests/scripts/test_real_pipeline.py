@@ -1,8 +1,10 @@
 """The documented workflow end to end on real assets: news text, the real MiniLM-L6 teacher, Rotten Tomatoes.
 
-Each command is run as the README writes it (the seed's flag names), on small slices so the whole chain takes a few
+Each command gets the flags the README writes (the seed's flag names), on small slices so the whole chain takes a few
 minutes: general distillation of MiniLM into a tiny student, fine-tuning MiniLM into a task teacher, both stages of
-task distillation from the general student, and the raw-string export reloaded in a fresh process.
+task distillation from the general student, and the raw-string export reloaded in a fresh process. The commands run
+in this process (`tiny.run_main`: each script's `main` on its own flags); each script's command line is tested in its
+own test file.
 """
 
 import json
@@ -13,8 +15,11 @@ import sys
 import numpy as np
 import pytest
 
+import run_finetuning
+import run_pretraining
+from prepare_dataset import create_distilled_pretraining_data, create_finetuning_data, news_to_text
 from tests import tiny
-from tests.tiny import ok, read_json
+from tests.tiny import read_json
 
 SEQ = 32
 STUDENT = {"model_type": "tinybert", "vocab_size": 30522, "hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 12,
@@ -32,28 +37,26 @@ def pipeline(tmp_path_factory, minilm_dir):
   teacher_config = os.path.join(minilm_dir, "config.json")
   paths = {"dir": d, "student_config": student_config, "vocab": vocab, "general": str(d / "general"),
                "task_data": str(d / "rt"), "teacher": str(d / "teacher"), "student": str(d / "student")}
-  ok(tiny.run_script("prepare_dataset/news_to_text.py", f"--output_file={d / 'news.txt'}", "--max_articles=20"))
-  ok(tiny.run_script("prepare_dataset/create_distilled_pretraining_data.py", "--input_file", str(d / "news.txt"),
-                      "--output_file", str(d / "general_data" / "train.tfrecord"), "--vocab_file", vocab,
-                      "--max_seq_length", str(SEQ)))
-  paths["general_log"] = ok(tiny.run_script(
-      "run_pretraining.py", "--data_dir", str(d / "general_data"), "--output_dir", paths["general"],
+  tiny.run_main(news_to_text, f"--output_file={d / 'news.txt'}", "--max_articles=20")
+  tiny.run_main(create_distilled_pretraining_data, "--input_file", d / "news.txt",
+                "--output_file", d / "general_data" / "train.tfrecord", "--vocab_file", vocab, "--max_seq_length", SEQ)
+  paths["general_log"] = tiny.run_main(
+      run_pretraining, "--data_dir", d / "general_data", "--output_dir", paths["general"],
       "--config_path", student_config, "--teacher_config_path", teacher_config, "--teacher_ckpt_path", minilm_dir,
-      "--max_seq_length", str(SEQ), "--batch_size", "8", "--epochs", "1", "--steps_per_epoch", "30",
-      "--steps_per_loop", "10", "--warmup_steps", "3", "--learning_rate", "1e-3", "--seed", "1")).stderr
-  ok(tiny.run_script("prepare_dataset/create_finetuning_data.py", "--task_name", "rotten_tomatoes", "--vocab_path",
-                      vocab, "--output_dir", paths["task_data"], "--max_seq_length", str(SEQ),
-                      "--max_examples", "800"))
-  ok(tiny.run_script("run_finetuning.py", "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
-                      "--output_dir", paths["teacher"], "--config_path", teacher_config, "--ckpt_path", minilm_dir,
-                      "--max_seq_length", str(SEQ), "--batch_size", "16", "--epochs", "2", "--learning_rate", "5e-5",
-                      "--seed", "1", "--export_dir=-"))
-  ok(tiny.run_script("run_finetuning.py", "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
-                      "--output_dir", paths["student"], "--config_path", student_config,
-                      "--teacher_config_path", os.path.join(paths["teacher"], "config.json"),
-                      "--ckpt_path", paths["general"], "--teacher_ckpt_path", paths["teacher"],
-                      "--max_seq_length", str(SEQ), "--batch_size", "16", "--epochs", "2", "--learning_rate", "1e-3",
-                      "--seed", "1"))
+      "--max_seq_length", SEQ, "--batch_size", 8, "--epochs", 1, "--steps_per_epoch", 30, "--steps_per_loop", 10,
+      "--warmup_steps", 3, "--learning_rate", 1e-3, "--seed", 1)
+  tiny.run_main(create_finetuning_data, "--task_name", "rotten_tomatoes", "--vocab_path", vocab,
+                "--output_dir", paths["task_data"], "--max_seq_length", SEQ, "--max_examples", 800)
+  tiny.run_main(run_finetuning, "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
+                "--output_dir", paths["teacher"], "--config_path", teacher_config, "--ckpt_path", minilm_dir,
+                "--max_seq_length", SEQ, "--batch_size", 16, "--epochs", 2, "--learning_rate", 5e-5, "--seed", 1,
+                "--export_dir=-")
+  # One epoch per stage: what is checked of the student is the two stages and its export, not its accuracy.
+  tiny.run_main(run_finetuning, "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
+                "--output_dir", paths["student"], "--config_path", student_config,
+                "--teacher_config_path", os.path.join(paths["teacher"], "config.json"),
+                "--ckpt_path", paths["general"], "--teacher_ckpt_path", paths["teacher"],
+                "--max_seq_length", SEQ, "--batch_size", 16, "--epochs", 1, "--learning_rate", 1e-3, "--seed", 1)
   return paths
 
 

@@ -1,7 +1,9 @@
 """run_pretraining.py end to end on tiny models: training, outputs, exact resume and its summary, refusals.
 
-The stop on a non-finite loss is tested on TrainLoop itself (tests/modeling/test_training.py), and its one-line
-exit on the entry point (tests/modeling/test_errors.py).
+One training run and one refusal go through the command line (progress on stderr, the one-line error and its exit
+status); the other runs call the script's `main` in this process on its own flags (`tiny.run_main`). The stop on a
+non-finite loss is tested on TrainLoop itself (tests/modeling/test_training.py), and its one-line exit on the entry
+point (tests/modeling/test_errors.py).
 """
 
 import json
@@ -11,6 +13,8 @@ import shutil
 import pytest
 import tensorflow as tf
 
+import run_pretraining
+from modeling.errors import UserError
 from tests import tiny
 
 COMMON = ["--max_seq_length=16", "--steps_per_loop=5", "--warmup_steps=2", "--seed=7"]
@@ -80,9 +84,7 @@ def test_resume_matches_uninterrupted_run(full_run, setup):
   tf.compat.v1.train.update_checkpoint_state(ckpt_dir, os.path.join(ckpt_dir, "ckpt-10"),
                                              [os.path.join(ckpt_dir, "ckpt-5"), os.path.join(ckpt_dir, "ckpt-10")])
   os.remove(os.path.join(out, "training_summary.json"))
-  result = tiny.run_script("run_pretraining.py", *_args(setup, out))
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert "resumed from" in result.stderr
+  assert "resumed from" in tiny.run_main(run_pretraining, *_args(setup, out))
   resumed = _summary(out)
   assert resumed["resumed_from_step"] == 10 and resumed["global_step"] == 20
   uninterrupted = _summary(full_run[0])
@@ -92,8 +94,7 @@ def test_resume_matches_uninterrupted_run(full_run, setup):
     for term in ("embedding", "hidden", "attention", "total"):
       assert h[term] == pytest.approx(want[term], rel=1e-5), (h["step"], term)
   # Running the finished command again trains nothing and keeps the history and the final losses.
-  result = tiny.run_script("run_pretraining.py", *_args(setup, out))
-  assert result.returncode == 0 and "nothing to do" in result.stderr, result.stderr[-3000:]
+  assert "nothing to do" in tiny.run_main(run_pretraining, *_args(setup, out))
   again = _summary(out)
   assert again["history"] == resumed["history"] and again["final_losses"] == resumed["final_losses"]
   assert set(again["final_losses"]) == {"embedding", "hidden", "attention", "total"}
@@ -131,19 +132,25 @@ def test_refusals(setup, overrides, message):
   args += [f"--{k}={v}" for k, v in overrides.items()]
   if "max_seq_length" not in overrides:
     args.append("--max_seq_length=16")
-  result = tiny.run_script("run_pretraining.py", *args)
+  with pytest.raises(UserError) as refused:
+    tiny.run_main(run_pretraining, *args)
+  assert message in str(refused.value) and "\n" not in str(refused.value)
+  assert not os.path.exists(os.path.join(d / "refused", "checkpoints"))
+
+
+def test_refusal_on_the_command_line_is_one_line(setup):
+  out = setup["dir"] / "refused_cli"
+  result = tiny.run_script("run_pretraining.py", *_args(setup, str(out), layer_map="1,2,3"))
   assert result.returncode == 1
   assert "Traceback" not in result.stderr
-  assert message in result.stderr.strip().splitlines()[-1]
-  assert not os.path.exists(os.path.join(d / "refused", "checkpoints"))
+  assert result.stderr.strip().splitlines()[-1] == "error: --layer_map='1,2,3' has 3 entries; the student has 2 layers"
+  assert not os.path.exists(os.path.join(out, "checkpoints"))
 
 
 def test_init_embeddings_from_teacher(setup):
   out = str(setup["dir"] / "init")
-  result = tiny.run_script("run_pretraining.py", *_args(setup, out, epochs=1, steps_per_epoch=5),
-                           "--init_embeddings_from_teacher")
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert "student embeddings set from the teacher's top 8 of 16 principal directions" in result.stderr
+  log = tiny.run_main(run_pretraining, *_args(setup, out, epochs=1, steps_per_epoch=5), "--init_embeddings_from_teacher")
+  assert "student embeddings set from the teacher's top 8 of 16 principal directions" in log
   assert _summary(out)["init_embeddings_from_teacher"] is True
 
 
@@ -153,9 +160,8 @@ def test_minilmv2_with_another_head_count(setup):
   student = tiny.write_config(d / "heads4_v2.json", num_hidden_layers=2, hidden_size=8, intermediate_size=16,
                               num_attention_heads=4)
   out = str(d / "minilmv2")
-  result = tiny.run_script("run_pretraining.py", *_args(setup, out, config_path=student, learning_rate=1e-2),
-                           "--intermediate_loss=minilmv2", "--minilm_teacher_layer=3")
-  assert result.returncode == 0, result.stderr[-3000:]
+  tiny.run_main(run_pretraining, *_args(setup, out, config_path=student, learning_rate=1e-2),
+                "--intermediate_loss=minilmv2", "--minilm_teacher_layer=3")
   summary = _summary(out)
   assert summary["intermediate_loss"] == "minilmv2" and summary["relation_heads"] == 2
   assert summary["minilm_teacher_layer"] == 3
@@ -173,9 +179,8 @@ def test_init_from_teacher_copies_layers(setup):
   student = tiny.write_config(d / "wide_student.json", num_hidden_layers=2, hidden_dropout_prob=0.0,
                               attention_probs_dropout_prob=0.0)
   out = str(d / "init_layers")
-  result = tiny.run_script("run_pretraining.py", *_args(setup, out, config_path=student, epochs=1, steps_per_epoch=5,
-                                                         layer_map="1,2", learning_rate=1e-7), "--init_from_teacher")
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert "teacher layers [1, 2] copied into student layers 1..2" in result.stderr
+  log = tiny.run_main(run_pretraining, *_args(setup, out, config_path=student, epochs=1, steps_per_epoch=5,
+                                              layer_map="1,2", learning_rate=1e-7), "--init_from_teacher")
+  assert "teacher layers [1, 2] copied into student layers 1..2" in log
   first = _summary(out)["history"][0]
   assert first["hidden"] < 1e-4 and first["embedding"] < 1e-4, first
