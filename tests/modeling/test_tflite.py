@@ -99,7 +99,9 @@ def test_each_mode_agrees_with_keras(setup, mode):
   assert np.median(difference) <= TOLERANCE[mode].get("median", 1.0)
   assert difference.max() <= TOLERANCE[mode].get("max", 1.0)
   assert np.mean(probabilities.argmax(-1) == setup["expected"].argmax(-1)) >= TOLERANCE[mode]["agree"]
-  if mode != "fp32":  # quantization changed something, so the tolerance is the real bound
+  if mode == "int8":  # every activation is rounded, so the tolerance is the real bound (dynamic-range may run
+    # dequantized float weights on CPUs where the delegate does so, and then match Keras to 1e-6; its int8 storage is
+    # checked by test_dynamic_range_model_stores_int8_weights)
     assert np.abs(probabilities - setup["expected"]).max() > 1e-6
 
 
