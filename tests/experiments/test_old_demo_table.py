@@ -1,6 +1,7 @@
 """The old_demo table's arithmetic: selection on validation, means and spreads, the gain, and the recorded teacher."""
 
 import dataclasses
+import json
 import statistics
 
 import numpy as np
@@ -102,3 +103,21 @@ def test_best_epoch_callback_stops_after_patience_and_keeps_the_best_weights():
   assert len(history.epoch) == 5 and stop.best_epoch == 1  # epochs 3-5 did not beat 0.9; epoch 6 never ran
   assert model.layers[0].kernel.numpy()[0, 0] == 1.0
   assert table._best_epoch_callback(6).patience == 6  # no patience: runs every epoch
+
+
+def test_write_results_keeps_other_tasks_only_with_update(tmp_path):
+  summary = {"mlp": {"kd": [4.0, 0.1, 0.9], "alone": {"mean": 0.95, "std": 0.0, "n": 3},
+                     "distilled": {"mean": 0.96, "std": 0.0, "n": 3}, "gain_points": 1.0}}
+
+  def result(task, command):
+    return {task: {"teacher": {"name": "cnn", "test_accuracy": 0.98}, "summary": summary,
+                   "run": {"command": command, "date": "2026-11-29", "minutes": 2.0}}}
+
+  table.write_results(str(tmp_path), result("imdb_reviews", "first"), update=False)
+  table.write_results(str(tmp_path), result("mnist", "second"), update=True)
+  saved = json.loads((tmp_path / "old_demo_table.json").read_text())["results"]
+  assert sorted(saved) == ["imdb_reviews", "mnist"] and saved["imdb_reviews"]["run"]["command"] == "first"
+  text = (tmp_path / "old_demo_table.md").read_text()
+  assert "| imdb_reviews | cnn 0.9800 | mlp |" in text and "- mnist: `second`, 2026-11-29, 2.0 min" in text
+  table.write_results(str(tmp_path), result("mnist", "third"), update=False)
+  assert sorted(json.loads((tmp_path / "old_demo_table.json").read_text())["results"]) == ["mnist"]
