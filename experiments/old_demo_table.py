@@ -97,8 +97,8 @@ EXPERIMENTS = {
         teacher_learning_rate=3e-5, teacher_batch_size=16, teacher_optimizer="adamw", max_epochs=10, patience=3,
         batch_size=32, grid=((1.0, 0.5, 0.5), (2.0, 0.5, 0.5), (2.0, 0.1, 0.9), (5.0, 0.1, 0.9))),
     "mnist": Experiment(
-        teacher=("cnn", {}), students=(("mlp", {"hidden_units": [64]}),), train_examples=None, valid_examples=None,
-        test_examples=None, teacher_train_examples=None, teacher_epochs=15, teacher_learning_rate=1e-3,
+        teacher=("cnn", {"random_shift": 0.1}), students=(("mlp", {"hidden_units": [64]}),), train_examples=None,
+        valid_examples=None, test_examples=None, teacher_train_examples=None, teacher_epochs=40, teacher_learning_rate=1e-3,
         teacher_batch_size=64, max_epochs=150, batch_size=64,
         grid=tuple((temp, round(1 - b, 1), b) for temp in (2.0, 4.0, 8.0, 20.0) for b in (0.5, 0.9))),
 }

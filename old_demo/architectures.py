@@ -52,11 +52,17 @@ def build_mlp(data: TaskData, hidden_units: Sequence[int] = (128,), dropout: flo
 
 
 def build_cnn(data: TaskData, filters: Sequence[int] = (32, 64), kernel_size: int = 3, dense_units: int = 128,
-              dropout: float = 0.3) -> tf_keras.Model:
-  """A small CNN: per entry of `filters`, a same-padded ReLU convolution and 2x2 max pooling; then a dense layer."""
+              dropout: float = 0.3, random_shift: float = 0.0) -> tf_keras.Model:
+  """A small CNN: per entry of `filters`, a same-padded ReLU convolution and 2x2 max pooling; then a dense layer.
+
+  `random_shift` > 0 moves each training image by up to that fraction of its height and width (zero fill), a
+  cheap augmentation for a teacher trained on few images; inference never shifts.
+  """
   _require_modality(data, "image", "cnn")
   inputs = _image_input(data)
   hidden = inputs
+  if random_shift:
+    hidden = tf_keras.layers.RandomTranslation(random_shift, random_shift, fill_mode="constant")(hidden)
   for count in filters:
     hidden = tf_keras.layers.Conv2D(count, kernel_size, padding="same", activation="relu")(hidden)
     hidden = tf_keras.layers.MaxPooling2D(padding="same")(hidden)
