@@ -61,7 +61,7 @@ class Experiment:
     train_examples, valid_examples, test_examples: sizes of the seeded subsamples (None: the whole split).
     teacher_train_examples: the first N train examples the teacher is trained on (None: all of train).
     teacher_epochs: epochs of teacher training (the best validation epoch is kept).
-    teacher_learning_rate: Adam learning rate of the teacher.
+    teacher_learning_rate: learning rate of the teacher (the peak one with "adamw").
     teacher_batch_size: batch size of teacher training.
     max_epochs: epochs of each student run at most (the best validation epoch is kept).
     batch_size: batch size of every run.
@@ -218,8 +218,8 @@ def _build(data: datasets.TaskData, name: str, config: dict) -> tf_keras.Model:
   return architectures.build_model(name, architectures.get_architecture(name), data, resolve_config(config))
 
 
-def _logits(model: tf_keras.Model, x: np.ndarray, batch_size: int = 64, what: str = "") -> np.ndarray:
-  predict = tf.function(lambda batch: model(batch, training=False), reduce_retracing=True)
+def _logits(predict, x: np.ndarray, batch_size: int = 64, what: str = "") -> np.ndarray:
+  """`predict` (a model's inference function) over `x` in batches, logging progress when `what` names the split."""
   parts, start = [], time.time()
   for i in range(0, len(x), batch_size):
     parts.append(predict(tf.constant(x[i:i + batch_size])).numpy())
@@ -271,7 +271,8 @@ def teacher_outputs(task: str, data: datasets.TaskData, experiment: Experiment, 
                            epochs=experiment.teacher_epochs, batch_size=experiment.teacher_batch_size,
                            optimizer=optimizer, learning_rate=experiment.teacher_learning_rate, seed=0,
                            callbacks=callbacks, verbose=0)
-  outputs = {f"{split}_logits": _logits(teacher, getattr(data, split)[0], what=split)
+  predict = tf.function(lambda batch: teacher(batch, training=False), reduce_retracing=True)
+  outputs = {f"{split}_logits": _logits(predict, getattr(data, split)[0], what=split)
              for split in ("train", "valid", "test")}
   for split in ("valid", "test"):
     outputs[f"{split}_accuracy"] = np.float64(np.mean(outputs[f"{split}_logits"].argmax(-1) == getattr(data, split)[1]))
@@ -280,8 +281,7 @@ def teacher_outputs(task: str, data: datasets.TaskData, experiment: Experiment, 
   files.ensure_writable_dir(cache_dir, "cache_dir")
   with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
     np.savez(f, **outputs)
-  del teacher
-  tf_keras.backend.clear_session()
+  tf_keras.backend.clear_session()  # The students need none of the teacher's graph.
   return outputs
 
 

@@ -94,7 +94,8 @@ def test_bert_teacher_from_an_hf_folder_mean_pooled_in_bfloat16(tiny_mpnet_folde
   assert logits.dtype == np.float32 and logits.shape == (4, 2)
   inputs = model.preprocessor(texts)
   outputs = model.encoder(inputs, training=False)
-  assert outputs["sequence_output"].dtype == tf.bfloat16  # the encoder computes in bfloat16
+  # Attention runs in bfloat16; tf-models keeps each block's closing LayerNorm, hence the hidden states, in float32.
+  assert outputs["attention_logits"][0].dtype == tf.bfloat16 and outputs["sequence_output"].dtype == tf.float32
   sequence = outputs["sequence_output"].numpy().astype(np.float32)
   mask = inputs["input_mask"].numpy().astype(np.float32)[..., None]
   mean = (sequence * mask).sum(1) / mask.sum(1)  # the mean over real tokens, specials included, as sentence-transformers
@@ -112,3 +113,6 @@ def test_bert_teacher_config_errors_name_the_key(tiny_mpnet_folder, tiny_bert_co
   with pytest.raises(UserError, match="precision must be one of float32, bfloat16, got 'float16'"):
     utils.build_bert(data, hf_dir=folder, precision="float16")
   assert tf_keras.mixed_precision.global_policy().name == "float32"
+  plain = utils.build_bert(data, hf_dir=folder)  # float32 and the pooler by default, as before
+  assert plain.encoder.dtype_policy.name == "float32" and plain.pooling == "pooled"
+  assert utils.build_bert(data, hf_dir=folder, precision="bfloat16").encoder.dtype_policy.name == "mixed_bfloat16"
