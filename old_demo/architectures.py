@@ -52,11 +52,17 @@ def build_mlp(data: TaskData, hidden_units: Sequence[int] = (128,), dropout: flo
 
 
 def build_cnn(data: TaskData, filters: Sequence[int] = (32, 64), kernel_size: int = 3, dense_units: int = 128,
-              dropout: float = 0.3) -> tf_keras.Model:
-  """A small CNN: per entry of `filters`, a same-padded ReLU convolution and 2x2 max pooling; then a dense layer."""
+              dropout: float = 0.3, random_shift: float = 0.0) -> tf_keras.Model:
+  """A small CNN: per entry of `filters`, a same-padded ReLU convolution and 2x2 max pooling; then a dense layer.
+
+  `random_shift` > 0 moves each training image by up to that fraction of its height and width (zero fill), a
+  cheap augmentation for a teacher trained on few images; inference never shifts.
+  """
   _require_modality(data, "image", "cnn")
   inputs = _image_input(data)
   hidden = inputs
+  if random_shift:
+    hidden = tf_keras.layers.RandomTranslation(random_shift, random_shift, fill_mode="constant")(hidden)
   for count in filters:
     hidden = tf_keras.layers.Conv2D(count, kernel_size, padding="same", activation="relu")(hidden)
     hidden = tf_keras.layers.MaxPooling2D(padding="same")(hidden)
@@ -161,50 +167,86 @@ def build_transformer(data: TaskData, embedding_dim: int = 64, num_layers: int =
 
 
 class _BertClassifier(tf_keras.Model):
-  """Raw strings -> WordPiece ids -> a `modeling` encoder -> dropout -> dense logits on `pooled_output`."""
+  """Raw strings -> tokenizer ids -> a `modeling` encoder -> pooling -> dropout -> dense logits (float32)."""
 
   def __init__(self, preprocessor: tf_keras.layers.Layer, encoder: tf_keras.Model, num_outputs: int, dropout: float,
-               **kwargs):
+               pooling: str, **kwargs):
     super().__init__(**kwargs)
     self.preprocessor = preprocessor
     self.encoder = encoder
-    self.dropout = tf_keras.layers.Dropout(dropout)
-    self.classifier = tf_keras.layers.Dense(num_outputs)
+    self.pooling = pooling
+    # float32 after the encoder, so that a bfloat16 encoder still gives float32 means and logits.
+    self.mean = _MaskedMean(dtype=tf.float32)
+    self.dropout = tf_keras.layers.Dropout(dropout, dtype=tf.float32)
+    self.classifier = tf_keras.layers.Dense(num_outputs, dtype=tf.float32)
 
   def call(self, texts, training=False):
-    pooled = self.encoder(self.preprocessor(texts), training=training)["pooled_output"]
+    inputs = self.preprocessor(texts)
+    outputs = self.encoder(inputs, training=training)
+    if self.pooling == "mean":
+      pooled = self.mean(tf.cast(outputs["sequence_output"], tf.float32), inputs["input_mask"])
+    else:
+      pooled = tf.cast(outputs["pooled_output"], tf.float32)
     return self.classifier(self.dropout(pooled, training=training))
 
 
+POOLINGS = ("pooled", "mean")
+PRECISIONS = ("float32", "bfloat16")
+
+
 def build_bert(data: TaskData, config_path: str | None = None, ckpt_path: str | None = None,
-               vocab_file: str | None = None, do_lower_case: bool = True, max_seq_length: int = 128,
-               dropout: float = 0.1) -> tf_keras.Model:
-  """A BERT-family teacher built by `modeling` from a config, with a classifier on `pooled_output`.
+               vocab_file: str | None = None, hf_dir: str | None = None, do_lower_case: bool = True,
+               max_seq_length: int = 128, dropout: float = 0.1, pooling: str = "pooled",
+               precision: str = "float32") -> tf_keras.Model:
+  """A BERT-family classifier built by `modeling` (any `model_type` it builds: bert, mpnet, ...).
+
+  The tokenizer comes from the vocabulary, so an MPNet vocab gets MPNet's `<s> A </s>` layout and a BERT vocab
+  BERT's `[CLS] A [SEP]` (`modeling.tokenization.build_tokenizer`).
 
   Args:
     data: a text task.
     config_path: a project, Hugging Face or Google BERT config JSON (`modeling.load_config`).
-    ckpt_path: optional checkpoint to restore the encoder from (`modeling.load_encoder`), e.g. the MiniLM
-      Hugging Face folder of ASSETS.md.
+    ckpt_path: optional checkpoint to restore the encoder from (`modeling.load_encoder`).
     vocab_file: the WordPiece vocabulary matching the config.
+    hf_dir: a Hugging Face folder (config.json, model.safetensors, vocab.txt) such as `modeling.assets.minilm_dir()`
+      or `modeling.assets.mpnet_dir()`; it stands for the three arguments above, which must then be left out.
     do_lower_case: lower-case before WordPiece.
-    max_seq_length: tokens per example, [CLS] and [SEP] included.
+    max_seq_length: tokens per example, special tokens included.
     dropout: dropout before the classifier.
+    pooling: "pooled" (the encoder's pooler on the first token, as BERT's classifiers) or "mean" (the mean of the
+      last hidden states over the real tokens, as sentence-transformers trained MiniLM and MPNet).
+    precision: "float32", or "bfloat16" for mixed precision (bfloat16 compute, float32 variables and logits); worth
+      it only on CPUs with bfloat16 instructions (AVX512_BF16, AMX).
   """
   _require_modality(data, "text", "bert")
+  if hf_dir:
+    if config_path or ckpt_path or vocab_file:
+      raise UserError("the bert architecture takes either hf_dir or config_path/ckpt_path/vocab_file, not both")
+    config_path, ckpt_path, vocab_file = (os.path.join(hf_dir, "config.json"), hf_dir,
+                                          os.path.join(hf_dir, "vocab.txt"))
   if not config_path or not vocab_file:
-    raise UserError("the bert architecture needs config_path and vocab_file in its JSON config, e.g. "
+    raise UserError("the bert architecture needs hf_dir, or config_path and vocab_file, in its JSON config, e.g. "
                     "--teacher_config '{\"config_path\": \".../config.json\", \"vocab_file\": \".../vocab.txt\"}'")
+  if pooling not in POOLINGS:
+    raise UserError(f"bert config: pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+  if precision not in PRECISIONS:
+    raise UserError(f"bert config: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
   import modeling
   from modeling import tokenization
 
-  if ckpt_path:
-    encoder = modeling.load_encoder(config_path, ckpt_path)
-  else:
-    encoder = modeling.build_encoder(modeling.load_config(config_path))
   tokenizer = tokenization.build_tokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case)
-  return _BertClassifier(tokenizer.keras_preprocessor(max_seq_length), encoder, _output_units(data), dropout,
-                         name="bert")
+  previous_policy = tf_keras.mixed_precision.global_policy()
+  # Layers take the global policy when they are made, so it is set only while this model is built.
+  tf_keras.mixed_precision.set_global_policy("float32" if precision == "float32" else "mixed_bfloat16")
+  try:
+    if ckpt_path:
+      encoder = modeling.load_encoder(config_path, ckpt_path)
+    else:
+      encoder = modeling.build_encoder(modeling.load_config(config_path))
+    return _BertClassifier(tokenizer.keras_preprocessor(max_seq_length), encoder, _output_units(data), dropout,
+                           pooling, name="bert")
+  finally:
+    tf_keras.mixed_precision.set_global_policy(previous_policy)
 
 
 ARCHITECTURES: dict[str, Callable[..., tf_keras.Model]] = {

@@ -252,9 +252,7 @@ def distill(teacher: tf_keras.Model, student: tf_keras.Model, train_data: _Data,
     else:
       train = as_dataset(train_data, batch_size, shuffle=shuffle, seed=seed)
       valid = None if valid_data is None else as_dataset(valid_data, batch_size, what="valid_data")
-    if isinstance(optimizer, str):
-      optimizer = tf_keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
-    distiller.compile(optimizer=optimizer)
+    distiller.compile(optimizer=_optimizer(optimizer, learning_rate))
     history = distiller.fit(train.prefetch(tf.data.AUTOTUNE), validation_data=valid, epochs=epochs,
                             callbacks=callbacks, verbose=verbose)
     history.test_results = None
@@ -267,13 +265,22 @@ def distill(teacher: tf_keras.Model, student: tf_keras.Model, train_data: _Data,
   return trained, history
 
 
+def _optimizer(optimizer: _Optimizer, learning_rate: float) -> tf_keras.optimizers.Optimizer:
+  """`optimizer` itself, or the tf_keras optimizer of that name with `learning_rate`."""
+  if isinstance(optimizer, str):
+    return tf_keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
+  return optimizer
+
+
 def fit_supervised(model: tf_keras.Model, train_data: _Data, valid_data: _Data | None = None, *,
                    task_type: str = "multiclass", epochs: int = 10, batch_size: int = 32,
-                   learning_rate: float = 1e-3, seed: int | None = None, callbacks=None,
-                   verbose: int | str = "auto") -> tf_keras.callbacks.History:
-  """Trains a logits model on the labels alone (a teacher, or the "student alone" baseline) with Adam.
+                   optimizer: _Optimizer = "adam", learning_rate: float = 1e-3, seed: int | None = None,
+                   callbacks=None, verbose: int | str = "auto") -> tf_keras.callbacks.History:
+  """Trains a logits model on the labels alone (a teacher, or the "student alone" baseline), with Adam by default.
 
-  The arguments mean what they mean for `distill`; the metric is logged as `accuracy` (`mae` for regression).
+  The arguments mean what they mean for `distill` (e.g. `optimizer` can be the warmup-and-decay AdamW of
+  `modeling.training.make_optimizer` for fine-tuning a pretrained encoder); the metric is logged as `accuracy`
+  (`mae` for regression).
   """
   if seed is not None:
     tf_keras.utils.set_random_seed(seed)
@@ -283,7 +290,7 @@ def fit_supervised(model: tf_keras.Model, train_data: _Data, valid_data: _Data |
     return accuracy(labels, logits, task_type)
 
   metric.__name__ = name
-  model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
+  model.compile(optimizer=_optimizer(optimizer, learning_rate),
                 loss=lambda labels, logits: supervised_loss(labels, logits, task_type), metrics=[metric])
   train = as_dataset(train_data, batch_size, shuffle=True, seed=seed)
   valid = None if valid_data is None else as_dataset(valid_data, batch_size, what="valid_data")

@@ -1,10 +1,13 @@
 """The old_demo table's arithmetic: selection on validation, means and spreads, the gain, and the recorded teacher."""
 
+import dataclasses
+import json
 import statistics
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 
 from experiments import old_demo_table as table
 
@@ -57,3 +60,64 @@ def test_recorded_teacher_returns_each_examples_logits():
   images = np.random.default_rng(0).random((4, 3, 3, 1)).astype(np.float32)
   image_teacher = table.RecordedTeacher(images, np.eye(4, dtype=np.float32))
   np.testing.assert_array_equal(image_teacher(tf.constant(images[[2, 0]])).numpy(), np.eye(4)[[2, 0]])
+
+
+def test_cache_key_follows_the_teacher_and_data_settings_only():
+  mpnet = table.EXPERIMENTS["imdb_reviews"]
+  key = table.cache_key("imdb_reviews", mpnet)
+  students_changed = dataclasses.replace(mpnet, max_epochs=1, patience=None, grid=((1.0, 0.0, 1.0),), batch_size=4)
+  assert table.cache_key("imdb_reviews", students_changed) == key
+  for changed in (dataclasses.replace(mpnet, teacher_optimizer="adam"), dataclasses.replace(mpnet, test_examples=999),
+                  dataclasses.replace(mpnet, teacher=("bert", {**mpnet.teacher[1], "pooling": "pooled"}))):
+    assert table.cache_key("imdb_reviews", changed) != key
+  # Fields added with their defaults leave older keys alone: the first table's MiniLM teacher keeps its cache.
+  assert table.cache_key("imdb_reviews", table.MINILM_IMDB) == "7e6dc4f8e042"
+
+
+def test_resolve_config_fills_asset_folders_and_the_precision(monkeypatch):
+  monkeypatch.setitem(table.ASSET_FOLDERS, "mpnet", lambda: "/cache/all-mpnet-base-v2")
+  monkeypatch.setattr(table, "bf16_instructions", lambda: True)
+  config = {"hf_dir": "mpnet", "vocab_file": "mpnet/vocab.txt", "pooling": "mean", "precision": "auto",
+            "note": "mpnetish"}
+  assert table.resolve_config(config) == {"hf_dir": "/cache/all-mpnet-base-v2",
+                                          "vocab_file": "/cache/all-mpnet-base-v2/vocab.txt", "pooling": "mean",
+                                          "precision": "bfloat16", "note": "mpnetish"}
+  monkeypatch.setattr(table, "bf16_instructions", lambda: False)
+  assert table.resolve_config({"precision": "auto"}) == {"precision": "float32"}
+  assert table._teacher_name(table.EXPERIMENTS["imdb_reviews"]) == "mpnet"
+  assert table._teacher_name(table.MINILM_IMDB) == "minilm" and table._teacher_name(table.EXPERIMENTS["mnist"]) == "cnn"
+
+
+def test_best_epoch_callback_stops_after_patience_and_keeps_the_best_weights():
+  model = tf_keras.Sequential([tf_keras.Input((1,)), tf_keras.layers.Dense(1, use_bias=False)])
+  accuracies = iter([0.5, 0.9, 0.6, 0.7, 0.8, 0.95])
+
+  class Scripted(tf_keras.callbacks.Callback):  # sets a weight per epoch and reports a scripted accuracy
+    def on_epoch_end(self, epoch, logs=None):
+      model.layers[0].kernel.assign([[float(epoch)]])
+      logs["val_accuracy"] = next(accuracies)
+
+  stop = table._best_epoch_callback(6, patience=3)
+  model.compile(optimizer="sgd", loss="mse")
+  history = model.fit(np.zeros((2, 1)), np.zeros((2, 1)), epochs=6, verbose=0, callbacks=[Scripted(), stop])
+  assert len(history.epoch) == 5 and stop.best_epoch == 1  # epochs 3-5 did not beat 0.9; epoch 6 never ran
+  assert model.layers[0].kernel.numpy()[0, 0] == 1.0
+  assert table._best_epoch_callback(6).patience == 6  # no patience: runs every epoch
+
+
+def test_write_results_keeps_other_tasks_only_with_update(tmp_path):
+  summary = {"mlp": {"kd": [4.0, 0.1, 0.9], "alone": {"mean": 0.95, "std": 0.0, "n": 3},
+                     "distilled": {"mean": 0.96, "std": 0.0, "n": 3}, "gain_points": 1.0}}
+
+  def result(task, command):
+    return {task: {"teacher": {"name": "cnn", "test_accuracy": 0.98}, "summary": summary,
+                   "run": {"command": command, "date": "2026-11-29", "minutes": 2.0}}}
+
+  table.write_results(str(tmp_path), result("imdb_reviews", "first"), update=False)
+  table.write_results(str(tmp_path), result("mnist", "second"), update=True)
+  saved = json.loads((tmp_path / "old_demo_table.json").read_text())["results"]
+  assert sorted(saved) == ["imdb_reviews", "mnist"] and saved["imdb_reviews"]["run"]["command"] == "first"
+  text = (tmp_path / "old_demo_table.md").read_text()
+  assert "| imdb_reviews | cnn 0.9800 | mlp |" in text and "- mnist: `second`, 2026-11-29, 2.0 min" in text
+  table.write_results(str(tmp_path), result("mnist", "third"), update=False)
+  assert sorted(json.loads((tmp_path / "old_demo_table.json").read_text())["results"]) == ["mnist"]

@@ -31,3 +31,18 @@ def test_utils_still_offers_the_registries_the_seed_readme_links():
 
   assert utils.ARCHITECTURES is architectures.ARCHITECTURES and utils.DATASETS is datasets.DATASETS
   assert set(utils.__all__) <= set(dir(utils))
+
+
+def test_cnn_random_shift_moves_training_images_only():
+  data = datasets.TaskData("toy", "image", "multiclass", [str(i) for i in range(10)],
+                           (np.zeros((1, 28, 28, 1), np.float32), None), (None, None), (None, None))
+  model = architectures.build_cnn(data, random_shift=0.2, dropout=0.0)
+  shifting = [layer for layer in model.layers if layer.__class__.__name__ == "RandomTranslation"]
+  assert len(shifting) == 1 and shifting[0].height_factor == 0.2
+  images = np.random.default_rng(0).random((8, 28, 28, 1)).astype(np.float32)
+  np.testing.assert_array_equal(shifting[0](images, training=False).numpy(), images)
+  moved = shifting[0](images, training=True).numpy()
+  assert moved.shape == images.shape and not np.allclose(moved, images)
+  np.testing.assert_array_equal(model(images, training=False).numpy(), model(images, training=False).numpy())
+  plain = architectures.build_cnn(data)
+  assert not any(layer.__class__.__name__ == "RandomTranslation" for layer in plain.layers)

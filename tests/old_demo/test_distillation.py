@@ -141,3 +141,18 @@ def test_teacher_and_student_output_shapes_must_match():
 def test_mismatched_numpy_inputs_are_refused():
   with pytest.raises(UserError, match=r"train_data: x has \[8\] rows but y has 7"):
     distillation.distill(_dense(4, 3), _dense(4, 3), (np.zeros((8, 4)), np.zeros(7)))
+
+
+def test_fit_supervised_uses_the_optimizer_it_is_given():
+  x = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
+  labels = (x[:, 0] > 0).astype(np.int32)
+  frozen, trained = _dense(4, 2), _dense(4, 2)
+  before = [w.numpy().copy() for w in frozen.weights]
+  distillation.fit_supervised(frozen, (x, labels), epochs=2, batch_size=8, seed=0, verbose=0,
+                              optimizer=tf_keras.optimizers.SGD(learning_rate=0.0))
+  for old, new in zip(before, frozen.weights):  # a zero learning rate moves nothing
+    np.testing.assert_array_equal(old, new.numpy())
+  distillation.fit_supervised(trained, (x, labels), epochs=2, batch_size=8, seed=0, verbose=0, optimizer="sgd",
+                              learning_rate=0.5)
+  assert type(trained.optimizer).__name__ == "SGD" and trained.optimizer.learning_rate.numpy() == 0.5
+  assert not np.allclose(before[0], trained.weights[0].numpy())
