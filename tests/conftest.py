@@ -20,18 +20,18 @@ def minilm_dir() -> str:
   return assets.minilm_dir()
 
 
-# The slowest files, slowest first (CPU seconds measured on the 2-core CI machine). `make test` runs with `-n 2 --dist
+# The slowest files, slowest first (CPU seconds measured on the shared 2-core machine). `make test` runs with `-n 2 --dist
 # loadfile`: each file goes whole to one worker. xdist's default queue order is by number of tests, which would start
 # these few-test files last and leave one worker running the longest file alone at the end; longest-first keeps the
 # two workers busy until the queue runs dry.
 SLOWEST_FIRST = (
-    "tests/scripts/test_real_pipeline.py",
-    "tests/scripts/test_families.py",
-    "tests/scripts/test_run_finetuning.py",
-    "tests/scripts/test_distill.py",
-    "tests/scripts/test_precision.py",
-    "tests/scripts/test_distribution.py",
-    "tests/scripts/test_run_pretraining.py",
+    "tests/scripts/test_run_finetuning.py",  # ~210 CPU seconds
+    "tests/scripts/test_families.py",  # ~195
+    "tests/scripts/test_real_pipeline.py",  # ~145
+    "tests/scripts/test_distribution.py",  # ~85
+    "tests/scripts/test_distill.py",  # ~75
+    "tests/scripts/test_run_pretraining.py",  # ~75
+    "tests/scripts/test_precision.py",  # ~60; every other file takes 40 or less
 )
 
 
