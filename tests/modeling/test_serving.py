@@ -16,7 +16,8 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on"
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
   tf.random.set_seed(0)
-  path = write_config(tmp_path_factory.mktemp("config") / "tiny.json")
+  # One layer: the signatures wrap the model whatever its depth, and each export traces it once per signature.
+  path = write_config(tmp_path_factory.mktemp("config") / "tiny.json", num_hidden_layers=1)
   return build_task_model(load_config(path), num_labels=3)
 
 

@@ -1,4 +1,8 @@
-"""The command-line scripts `old_demo/run_model.py` and `old_demo/distillation.py`, run as a user runs them."""
+"""The command-line scripts `old_demo/run_model.py` and `old_demo/distillation.py`, run as a user runs them.
+
+The refusals call `distillation.run` in this process; `run_script` turning a refusal into one line and exit status 1
+is tested in tests/modeling/test_errors.py.
+"""
 
 import os
 import subprocess
@@ -36,16 +40,22 @@ def test_command_line_trains_teacher_then_distils_and_writes_results(tmp_path):
   assert os.path.isfile(os.path.join(weights, "student.h5"))
 
 
-def test_command_line_refuses_bad_flags_with_one_line(tmp_path):
-  result = _script("distillation.py", "--teacher", "cnn", "--student", "mlp", "--task", "digits", "--weights_dir",
-                   str(tmp_path), "--temp", "0")
-  assert result.returncode == 1 and result.stderr.strip().splitlines()[-1] == "error: temp must be > 0, got 0.0"
-  assert "Traceback" not in result.stderr
+def _flag_values(tmp_path, **overrides):
+  """The flags `run` reads, with the command line's defaults."""
+  return types.SimpleNamespace(**{
+      "teacher": "cnn", "student": "mlp", "task": "digits", "teacher_config": None, "student_config": None,
+      "temp": 1.0, "a": 0.5, "b": 0.5, "epochs": 1, "batch_size": 32, "weights_dir": str(tmp_path),
+      "train_teacher": False, **overrides})
+
+
+def test_bad_flags_are_refused_with_one_line_before_anything_is_written(tmp_path):
+  out = tmp_path / "weights"
+  with pytest.raises(UserError) as refused:
+    distillation.run(_flag_values(out, temp=0.0))
+  assert str(refused.value) == "temp must be > 0, got 0.0"
+  assert not os.path.exists(out)
 
 
 def test_missing_teacher_weights_are_reported_before_any_training(tmp_path):
-  flag_values = types.SimpleNamespace(teacher="cnn", student="mlp", task="digits", teacher_config=None,
-                                      student_config=None, temp=1.0, a=0.5, b=0.5, epochs=1, batch_size=32,
-                                      weights_dir=str(tmp_path), train_teacher=False)
   with pytest.raises(UserError, match=r"--weights_dir: .*teacher.h5 not found; train one with old_demo/run_model.py"):
-    distillation.run(flag_values)
+    distillation.run(_flag_values(tmp_path))

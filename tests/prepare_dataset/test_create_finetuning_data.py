@@ -1,4 +1,8 @@
-"""create_finetuning_data.py writes parseable records and a correct meta.json, and refuses bad input cleanly."""
+"""create_finetuning_data.py writes parseable records and a correct meta.json, and refuses bad input cleanly.
+
+The end-to-end run and one refusal go through the command line (exit status, one-line error); the other runs call
+the script's `run` in this process on its own flags.
+"""
 
 import os
 import subprocess
@@ -211,12 +215,12 @@ def test_failed_run_keeps_the_previous_output(tmp_path, tokenizer):
 
 def test_max_examples_that_drops_labels_is_refused(tmp_path, vocab_path):
   # bbc_news lists its files class by class, so its first 100 training articles are all `business`.
-  result = _run_script("--task_name=bbc_news", f"--vocab_path={vocab_path}", f"--output_dir={tmp_path / 'bbc'}",
-                       "--max_examples=100", "--max_seq_length=32")
-  assert result.returncode == 1
-  last = result.stderr.strip().splitlines()[-1]
-  assert "--max_examples=100 keeps none of the train examples labelled entertainment, politics, sports, tech" in last
-  assert "--sample_examples" in last and "Traceback" not in result.stderr
+  with pytest.raises(UserError) as refused:
+    _run_in_process("--task_name=bbc_news", f"--vocab_path={vocab_path}", f"--output_dir={tmp_path / 'bbc'}",
+                    "--max_examples=100", "--max_seq_length=32")
+  line = str(refused.value)
+  assert "--max_examples=100 keeps none of the train examples labelled entertainment, politics, sports, tech" in line
+  assert "--sample_examples" in line and "\n" not in line
   assert not os.path.exists(tmp_path / "bbc")
 
 
@@ -224,9 +228,8 @@ def test_sample_examples_keeps_a_fixed_random_subset(tmp_path, vocab_path):
   runs = []
   for name in ("a", "b"):
     output_dir = tmp_path / name
-    result = _run_script("--task_name=bbc_news", f"--vocab_path={vocab_path}", f"--output_dir={output_dir}",
-                         "--max_examples=100", "--sample_examples", "--max_seq_length=32")
-    assert result.returncode == 0, result.stderr
+    _run_in_process("--task_name=bbc_news", f"--vocab_path={vocab_path}", f"--output_dir={output_dir}",
+                    "--max_examples=100", "--sample_examples", "--max_seq_length=32")
     meta = records.read_meta(str(output_dir))
     assert meta["num_examples"]["train"] == 100 and meta["sample_examples"] is True
     runs.append(_read_records(str(output_dir / "train.tfrecord"), 32, tf.int64))
@@ -307,8 +310,9 @@ def test_roberta_bpe_end_to_end(tmp_path, roberta_bpe_files):
 
 def test_merges_without_vocab_exits_with_one_line_and_writes_nothing(tmp_path, roberta_bpe_files):
   _, merges = roberta_bpe_files
-  result = _run_script("--task_name=rotten_tomatoes", f"--merges_file={merges}", f"--output_dir={tmp_path}/o")
-  assert _error_line(result) == f"error: --merges_file {merges} needs its vocab.json: give it with --vocab_path"
+  with pytest.raises(UserError) as refused:
+    _run_in_process("--task_name=rotten_tomatoes", f"--merges_file={merges}", f"--output_dir={tmp_path}/o")
+  assert str(refused.value) == f"--merges_file {merges} needs its vocab.json: give it with --vocab_path"
   with pytest.raises(UserError, match=f"^--vocab_path: {merges} is a BPE merges.txt; give its vocab.json as "
                      "--vocab_path and this file as --merges_file"):
     _run_in_process("--task_name=rotten_tomatoes", f"--vocab_path={merges}", f"--output_dir={tmp_path}/o")

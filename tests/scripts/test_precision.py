@@ -2,7 +2,8 @@
 
 General distillation (run_pretraining.py) and task distillation (run_finetuning.py with a teacher that
 run_finetuning.py fine-tuned first) each run to the end in both dtypes on tiny models, with finite losses that go
-down in every stage. float16 runs must carry a loss scale in their checkpoints; bfloat16 needs none.
+down in every stage. float16 runs must carry a loss scale in their checkpoints; bfloat16 needs none. The runs call
+each script's `main` in this process (`tiny.run_main`).
 """
 
 import json
@@ -13,6 +14,8 @@ import re
 import pytest
 import tensorflow as tf
 
+import run_finetuning
+import run_pretraining
 from tests import tiny
 
 DTYPES = ("bfloat16", "float16")
@@ -37,26 +40,18 @@ def runs(tmp_path_factory):
           "--export_dir=-"]
   outs = {f"general_{dtype}": str(d / f"general_{dtype}") for dtype in DTYPES}
   outs.update({f"task_{dtype}": str(d / f"task_{dtype}") for dtype in DTYPES}, teacher=str(d / "task_teacher"))
-  with tiny.Scripts(d) as scripts:
-    for dtype in DTYPES:
-      scripts.start(f"general_{dtype}", "run_pretraining.py", *general, f"--output_dir={outs[f'general_{dtype}']}",
-                    f"--dtype={dtype}")
-    scripts.start("teacher", "run_finetuning.py", *task, f"--output_dir={outs['teacher']}",
-                  f"--config_path={teacher_config}", "--epochs=8", "--warmup_proportion=0.05")
-    codes = scripts.wait("teacher", timeout=900)
-    if codes["teacher"] == 0:
-      for dtype in DTYPES:
-        scripts.start(f"task_{dtype}", "run_finetuning.py", *task, f"--output_dir={outs[f'task_{dtype}']}",
-                      f"--config_path={student_config}", f"--teacher_config_path={teacher_config}",
-                      f"--teacher_ckpt_path={outs['teacher']}", "--intermediate_epochs=4", "--prediction_epochs=3",
-                      f"--dtype={dtype}")
-    codes.update(scripts.wait(timeout=900))
-  return outs, scripts, codes
-
-
-def _check_exit(runs, name):
-  _, scripts, codes = runs
-  assert codes.get(name) == 0, f"{name} exited with {codes.get(name)}:\n{scripts.log(name)[-3000:]}"
+  logs = {}
+  for dtype in DTYPES:
+    logs[f"general_{dtype}"] = tiny.run_main(run_pretraining, *general, f"--output_dir={outs[f'general_{dtype}']}",
+                                             f"--dtype={dtype}")
+  logs["teacher"] = tiny.run_main(run_finetuning, *task, f"--output_dir={outs['teacher']}",
+                                  f"--config_path={teacher_config}", "--epochs=8", "--warmup_proportion=0.05")
+  for dtype in DTYPES:
+    logs[f"task_{dtype}"] = tiny.run_main(
+        run_finetuning, *task, f"--output_dir={outs[f'task_{dtype}']}", f"--config_path={student_config}",
+        f"--teacher_config_path={teacher_config}", f"--teacher_ckpt_path={outs['teacher']}",
+        "--intermediate_epochs=4", "--prediction_epochs=3", f"--dtype={dtype}")
+  return outs, logs
 
 
 def _progress(log):
@@ -79,9 +74,7 @@ def _has_loss_scale(checkpoint_dir):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_general_distillation(runs, dtype):
-  name = f"general_{dtype}"
-  _check_exit(runs, name)
-  out = runs[0][name]
+  out = runs[0][f"general_{dtype}"]
   with open(os.path.join(out, "training_summary.json")) as f:
     summary = json.load(f)
   assert summary["dtype"] == dtype and summary["global_step"] == 12
@@ -93,17 +86,14 @@ def test_general_distillation(runs, dtype):
 
 
 def test_teacher_for_task_distillation_learned(runs):
-  _check_exit(runs, "teacher")
   with open(os.path.join(runs[0]["teacher"], "eval_results.json")) as f:
     assert json.load(f)["best"]["accuracy"] > 0.7  # Whether token 5 occurs: a teacher worth distilling.
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_task_distillation(runs, dtype):
-  name = f"task_{dtype}"
-  _check_exit(runs, name)
-  out = runs[0][name]
-  progress = _progress(runs[1].log(name))
+  out = runs[0][f"task_{dtype}"]
+  progress = _progress(runs[1][f"task_{dtype}"])
   assert [step for step, _ in progress["intermediate"]] == [16, 32, 48, 64]
   assert [step for step, _ in progress["prediction"]] == [16, 32, 48]
   for stage, lines in progress.items():

@@ -49,7 +49,7 @@ def pipeline(tmp_path_factory, minilm_dir):
                 "--output_dir", paths["task_data"], "--max_seq_length", SEQ, "--max_examples", 800)
   tiny.run_main(run_finetuning, "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
                 "--output_dir", paths["teacher"], "--config_path", teacher_config, "--ckpt_path", minilm_dir,
-                "--max_seq_length", SEQ, "--batch_size", 16, "--epochs", 2, "--learning_rate", 5e-5, "--seed", 1,
+                "--max_seq_length", SEQ, "--batch_size", 8, "--epochs", 1, "--learning_rate", 1e-4, "--seed", 1,
                 "--export_dir=-")
   # One epoch per stage: what is checked of the student is the two stages and its export, not its accuracy.
   tiny.run_main(run_finetuning, "--task_name", "rotten_tomatoes", "--data_dir", paths["task_data"],
@@ -73,7 +73,8 @@ def test_general_distillation_on_real_text(pipeline):
 
 def test_teacher_learns_the_task(pipeline):
   results = read_json(os.path.join(pipeline["teacher"], "eval_results.json"))
-  # The majority class ("fresh") is about 58% of this dev slice; 2 epochs of 800 reviews reach about 0.75.
+  # The majority class ("fresh") is about 58% of this dev slice; one epoch of 800 reviews (100 steps of 8) reaches
+  # about 0.73. (At 5e-5 the same 100 steps stay at the majority class.)
   assert results["best"]["accuracy"] > 0.65
 
 
