@@ -92,13 +92,9 @@ def minilm_pair():
 def machine_info() -> dict:
   """CPU model, core count, TF version, date and the 1/5/15-minute load averages, for every results file."""
   import tensorflow as tf
-  cpu = "unknown"
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-  except OSError:
-    pass
-  return {"cpu_model": cpu, "cpu_count": os.cpu_count(), "tensorflow": tf.__version__,
+
+  from modeling import runtime_env
+  return {"cpu_model": runtime_env.cpu_model(), "cpu_count": os.cpu_count(), "tensorflow": tf.__version__,
           "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
           "load_average_start": [round(x, 2) for x in os.getloadavg()]}
 

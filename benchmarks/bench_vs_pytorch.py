@@ -47,18 +47,6 @@ PRECISIONS = {"fp32": "float32", "bf16": "bfloat16"}
 TARGETS = {"bf16_vs_peer": 1.5, "fp32_vs_peer": 2.0, "fp32_fraction_of_peak": 0.75}
 
 
-def cpu_flags() -> set[str]:
-  try:
-    with open("/proc/cpuinfo") as f:
-      return set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
-  except OSError:
-    return set()
-
-
-def has_bf16_instructions() -> bool:
-  return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
-
-
 def _imports_torch(python: str) -> str | None:
   """None if `python` imports torch and transformers, else the reason it does not."""
   try:
@@ -165,7 +153,8 @@ def main():
                f"bench_distillation_throughput.py")
   if min(args.rounds, args.batch_size, args.seq_length, args.steps, args.loops) <= 0:
     sys.exit("error: --rounds, --batch_size, --seq_length, --steps and --loops must be positive")
-  bf16_hardware = has_bf16_instructions()
+  from modeling import runtime_env
+  bf16_hardware = runtime_env.has_bf16_instructions()
   if "bf16" in precisions and not bf16_hardware and not args.allow_emulated_bf16:
     print("# this CPU has no AVX512_BF16 or AMX: bf16 is emulated here, so only fp32 is measured", file=sys.stderr)
     precisions.remove("bf16")
@@ -181,7 +170,7 @@ def main():
   result = machine_info()
   result.update(batch_size=args.batch_size, seq_length=args.seq_length, steps_per_loop=args.steps, loops=args.loops,
                 bf16_instructions=bf16_hardware,
-                cpu_bf16_flags=sorted(cpu_flags() & {"avx512_bf16", "amx_bf16", "amx_tile"}),
+                cpu_bf16_flags=sorted(runtime_env.cpu_flags() & {"avx512_bf16", "amx_bf16", "amx_tile"}),
                 command="python3 " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]))
   rounds = []
   for index in range(args.rounds):

@@ -32,7 +32,7 @@ import tensorflow as tf
 import tf_keras
 from absl import app, flags
 
-from modeling import assets, files
+from modeling import assets, files, runtime_env
 from modeling.errors import UserError
 from old_demo import architectures, datasets, distiller
 
@@ -191,14 +191,7 @@ class _StepLog(tf_keras.callbacks.Callback):
             flush=True)
 
 
-def bf16_instructions() -> bool:
-  """Whether this CPU reports bfloat16 instructions (AVX512_BF16 or AMX), without which bfloat16 is emulated."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      flags_line = next((line for line in f if line.startswith("flags")), "")
-  except OSError:
-    return False
-  return bool({"avx512_bf16", "amx_bf16"} & set(flags_line.split()))
+bf16_instructions = runtime_env.has_bf16_instructions  # a module name, so tests can stand in for the CPU
 
 
 def resolve_config(config: dict) -> dict:
@@ -386,14 +379,6 @@ def _log(task: str, run: dict) -> None:
         flush=True)
 
 
-def _cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
-  except OSError:
-    return "unknown"
-
-
 def write_results(output_dir: str, results: dict, update: bool) -> str:
   """Writes old_demo_table.json and .md for `results` (task -> run_task(...) with its run record) and returns the
   table; with `update`, the tasks of an earlier old_demo_table.json that are not in `results` are kept."""
@@ -434,7 +419,7 @@ def main(argv):
       experiment = quick(experiment) if FLAGS.quick else experiment
       results[task] = run_task(task, experiment, FLAGS.seeds, FLAGS.cache_dir)
       results[task]["run"] = {"command": command, "date": time.strftime("%Y-%m-%d"),
-                              "minutes": (time.time() - start) / 60, "cpu": _cpu_model(), "cores": os.cpu_count(),
+                              "minutes": (time.time() - start) / 60, "cpu": runtime_env.cpu_model(), "cores": os.cpu_count(),
                               "load_average_start": load_start, "load_average_end": os.getloadavg()}
       # Written after every task, so that a later task's failure loses nothing.
       table = write_results(FLAGS.output_dir, results, FLAGS.update)

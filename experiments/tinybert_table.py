@@ -11,12 +11,15 @@ Teachers (`--teacher`):
                     student (`configs/mpnet_4l_312.json`, on the teacher's vocab and specials), layer map 3,6,9,12;
                     Rotten Tomatoes by default; outputs in experiments_output/<scale>_mpnet/.
 
-Rows (`--rows` takes the names or the short keys in brackets; the first five run by default, the last two only when
-named):
+Rows (`--rows` takes the names or the short keys in brackets; teacher, no, hinton, task and tinybert run by
+default, the others only when named):
   teacher [teacher]          the teacher fine-tuned on the task (run_finetuning.py without a teacher); one run, seed 1
   no distillation [no]       the student trained on the task alone, from random initialisation
   Hinton KD [hinton]         prediction-layer distillation only (soft targets), from random initialisation
   task KD [task]             both task-distillation stages from random initialisation (no general distillation)
+  task KD, stage 2 as long as alone [task_long]
+                             the same with stage 2 given the epochs of the student trained alone (the collapse check
+                             of experiments/README.md: does a random student collapse because stage 2 is short?)
   TinyBERT (general + task) [tinybert]
                              both task-distillation stages from the general-distilled student
   init from teacher [init_from_teacher]
@@ -109,30 +112,27 @@ SCALES = {
                   "cache": {"rotten_tomatoes": "all", "bbc_news": "all", "imdb_reviews": "logits"},
                   "augment_copies": 4},
     },
-    "full": {
-        "minilm": {"task_examples": {"rotten_tomatoes": None, "bbc_news": None},
-                   "seq": {"rotten_tomatoes": 128, "bbc_news": 256},
-                   "teacher": {"rotten_tomatoes": (3, 5e-5), "bbc_news": (3, 5e-5)},
-                   "teacher_dtype": None, "teacher_steps_per_loop": 20,
-                   "general": {"steps": 20000, "batch": 32, "seq": 256, "learning_rate": 1e-4, "dtype": None},
-                   "epochs": 13, "intermediate_epochs": 10, "prediction_epochs": 3, "batch": 32,
-                   "cache": {"rotten_tomatoes": "all", "bbc_news": "all"}, "augment_copies": 20},
-        "mpnet": {"task_examples": {"rotten_tomatoes": None, "bbc_news": None, "imdb_reviews": None},
-                  "seq": {"rotten_tomatoes": 128, "bbc_news": 256, "imdb_reviews": 256},
-                  "teacher": {"rotten_tomatoes": (3, 2e-5), "bbc_news": (3, 2e-5), "imdb_reviews": (2, 2e-5)},
-                  "teacher_dtype": "bfloat16", "teacher_steps_per_loop": 10,
-                  "general": {"steps": 20000, "batch": 32, "seq": 128, "learning_rate": 1e-4, "dtype": "bfloat16"},
-                  "epochs": 13, "intermediate_epochs": 10, "prediction_epochs": 3, "batch": 32,
-                  "cache": {"rotten_tomatoes": "logits", "bbc_news": "logits", "imdb_reviews": "logits"},
-                  "augment_copies": 20},
-    },
+}
+# Scale `full` (the paper's lengths; never run end to end here) differs from `medium` in these settings only.
+_FULL_COMMON = {"epochs": 13, "intermediate_epochs": 10, "prediction_epochs": 3, "augment_copies": 20}
+SCALES["full"] = {
+    "minilm": dict(SCALES["medium"]["minilm"], **_FULL_COMMON,
+                   task_examples={"rotten_tomatoes": None, "bbc_news": None},
+                   seq={"rotten_tomatoes": 128, "bbc_news": 256},
+                   general={"steps": 20000, "batch": 32, "seq": 256, "learning_rate": 1e-4, "dtype": None}),
+    "mpnet": dict(SCALES["medium"]["mpnet"], **_FULL_COMMON,
+                  seq={"rotten_tomatoes": 128, "bbc_news": 256, "imdb_reviews": 256},
+                  teacher={"rotten_tomatoes": (3, 2e-5), "bbc_news": (3, 2e-5), "imdb_reviews": (2, 2e-5)},
+                  general={"steps": 20000, "batch": 32, "seq": 128, "learning_rate": 1e-4, "dtype": "bfloat16"},
+                  cache={"rotten_tomatoes": "logits", "bbc_news": "logits", "imdb_reviews": "logits"}),
 }
 # Row name -> short key, which also names its run folders <task>/<key>_seed<N> (and <task>/teacher).
 ROW_KEYS = {"teacher": "teacher", "no distillation": "no", "Hinton KD": "hinton", "task KD": "task",
+            "task KD, stage 2 as long as alone": "task_long",
             "TinyBERT (general + task)": "tinybert", "init from teacher": "init_from_teacher",
             "TinyBERT + augmentation": "tinybert_augmented"}
 ROWS = tuple(ROW_KEYS)
-DEFAULT_ROWS = ROWS[:5]
+DEFAULT_ROWS = ("teacher", "no distillation", "Hinton KD", "task KD", "TinyBERT (general + task)")
 GENERAL_ROWS = ("TinyBERT (general + task)", "TinyBERT + augmentation")
 STUDENT_LEARNING_RATE = 5e-4
 TEACHER_SEED = 1
@@ -261,6 +261,7 @@ def run_task(task, seeds, settings, out, general_student, teacher_dir, student_c
       "no distillation": lambda: dict(student, epochs=settings["epochs"]),
       "Hinton KD": lambda: dict(distill, distill_stage="prediction", prediction_epochs=settings["epochs"]),
       "task KD": lambda: dict(distill, **stages),
+      "task KD, stage 2 as long as alone": lambda: dict(distill, **dict(stages, prediction_epochs=settings["epochs"])),
       "TinyBERT (general + task)": lambda: dict(distill, ckpt_path=general_student, **stages),
       "init from teacher": lambda: dict(distill, init_from_teacher=True, **stages),
       "TinyBERT + augmentation": lambda: dict(distill, ckpt_path=general_student, augmented_data=True, **stages,

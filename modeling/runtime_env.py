@@ -1,4 +1,5 @@
-"""Keeps two of TensorFlow's start-up notices out of the output, where they read like failures and are not.
+"""What the machine has (GPU, CPU model and instruction sets), and two of TensorFlow's start-up notices kept out of
+the output, where they read like failures and are not.
 
 - **The CUDA probe.** TensorFlow's CUDA build logs "failed call to cuInit: ... CUDA error" at ERROR level the first
   time it looks for GPUs, even with `TF_CPP_MIN_LOG_LEVEL=2`; on a CPU-only machine that line is expected. Where no
@@ -25,6 +26,30 @@ import shutil
 def has_nvidia_device() -> bool:
   """Whether this machine shows an NVIDIA GPU: a /dev/nvidia0 device node or an `nvidia-smi` on the PATH."""
   return os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") is not None
+
+
+def _cpuinfo_field(name: str) -> str | None:
+  """The first `name : value` line's value in /proc/cpuinfo (None where there is no such file or line)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      return next((line.split(":", 1)[1].strip() for line in f if line.split(":", 1)[0].strip() == name), None)
+  except OSError:
+    return None
+
+
+def cpu_model() -> str:
+  """The CPU's model name as /proc/cpuinfo gives it, or "unknown"."""
+  return _cpuinfo_field("model name") or "unknown"
+
+
+def cpu_flags() -> set[str]:
+  """The CPU's instruction-set flags from /proc/cpuinfo (empty where it cannot be read)."""
+  return set((_cpuinfo_field("flags") or "").split())
+
+
+def has_bf16_instructions() -> bool:
+  """Whether the CPU has bfloat16 instructions (AVX512_BF16 or AMX); without them bfloat16 is emulated and slow."""
+  return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
 @contextlib.contextmanager

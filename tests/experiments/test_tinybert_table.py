@@ -22,7 +22,7 @@ MINILM = {"model_type": "bert", "vocab_size": 30522, "hidden_size": 384, "num_hi
           "num_attention_heads": 12, "intermediate_size": 1536, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
           "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512, "type_vocab_size": 2,
           "initializer_range": 0.02}
-ALL_ROWS = "teacher,no,hinton,task,tinybert,init_from_teacher,tinybert_augmented"
+ALL_ROWS = "teacher,no,hinton,task,task_long,tinybert,init_from_teacher,tinybert_augmented"
 
 
 def _write(path, obj):
@@ -112,17 +112,17 @@ def test_mpnet_runs_the_coordinators_commands_then_every_row(bench):
       (s, _as_given(f)) for s, f, _ in (expected[k] for k in ("news", "general data", "general student", "data",
                                                                "teacher"))]
   rt = str(bench.out / "medium_mpnet" / "rotten_tomatoes")
-  # Then the augmented data (its own folder), then seed 1 of the six student rows in table order.
+  # Then the augmented data (its own folder), then seed 1 of the seven student rows in table order.
   assert scripts[5:] == ["prepare_dataset/augment_data.py", "prepare_dataset/create_finetuning_data.py"] + [
-      "run_finetuning.py"] * 6
+      "run_finetuning.py"] * 7
   augment, augmented_data = bench.calls[5][1], bench.calls[6][1]
   assert augment == {"task_name": "rotten_tomatoes", "output_dir": f"{rt}/augmented", "num_augmented": "4",
                      "seed": "1"}
   assert augmented_data == dict(expected["data"][1], output_dir=f"{rt}/data_augmented",
                                 augmented_file=f"{rt}/augmented/train_augmented.tsv")
   runs = {os.path.basename(flags["output_dir"]): flags for _, flags in bench.calls[7:]}
-  assert list(runs) == ["no_seed1", "hinton_seed1", "task_seed1", "tinybert_seed1", "init_from_teacher_seed1",
-                        "tinybert_augmented_seed1"]
+  assert list(runs) == ["no_seed1", "hinton_seed1", "task_seed1", "task_long_seed1", "tinybert_seed1",
+                        "init_from_teacher_seed1", "tinybert_augmented_seed1"]
   student = {"task_name": "rotten_tomatoes", "data_dir": f"{rt}/data", "max_seq_length": "64", "batch_size": "32",
              "export_dir": "-", "config_path": os.path.join(table.ROOT, "configs/mpnet_4l_312.json"),
              "learning_rate": "0.0005", "steps_per_loop": "20", "seed": "1"}
@@ -134,6 +134,7 @@ def test_mpnet_runs_the_coordinators_commands_then_every_row(bench):
       "no_seed1": dict(student, epochs="6"),
       "hinton_seed1": dict(distill, distill_stage="prediction", prediction_epochs="6"),
       "task_seed1": dict(distill, **stages),
+      "task_long_seed1": dict(distill, intermediate_epochs="3", prediction_epochs="6"),
       "tinybert_seed1": dict(distill, ckpt_path=general, **stages),
       "init_from_teacher_seed1": dict(distill, init_from_teacher="true", **stages),
       "tinybert_augmented_seed1": dict(distill, ckpt_path=general, augmented_data="true", **stages,
