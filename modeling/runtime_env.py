@@ -73,9 +73,10 @@ def quiet_start() -> None:
   graph = tf.Graph()
   with graph.as_default():
     transposed = tf.transpose(tf.constant([[1, 2]], tf.int64))
-  # CPU only, per-session pools of one thread freed when the session closes; the eager runtime stays unconfigured.
-  config = tf.compat.v1.ConfigProto(device_count={"GPU": 0}, intra_op_parallelism_threads=1,
-                                    inter_op_parallelism_threads=1, use_per_session_threads=True)
+  # CPU only, with per-session pools freed when the session closes; the eager runtime stays unconfigured. No thread
+  # count is given: oneDNN keeps the first session's intra-op count for the whole process (one thread here once
+  # halved every matmul).
+  config = tf.compat.v1.ConfigProto(device_count={"GPU": 0}, use_per_session_threads=True)
   with _stderr_to_devnull():
     tf.config.list_physical_devices("GPU")
     with tf.compat.v1.Session(graph=graph, config=config) as session:
