@@ -132,14 +132,14 @@ def other_writers(path, proc="/proc"):
     try:
       with open(os.path.join(proc, pid, "cmdline"), "rb") as f:
         words = f.read().decode(errors="replace").split("\0")
-      cwd = os.readlink(os.path.join(proc, pid, "cwd"))
+      values = [value for name, _, value in (word.partition("=") for word in words)
+                if name in ("--output_dir", "--output_file") and value]
+      if any(not os.path.isabs(value) for value in values):
+        values = [os.path.join(os.readlink(os.path.join(proc, pid, "cwd")), value) for value in values]
     except OSError:
       continue  # Gone, or not ours to read.
-    for word in words:
-      name, _, value = word.partition("=")
-      if name in ("--output_dir", "--output_file") and value and os.path.abspath(os.path.join(cwd, value)) == path:
-        pids.append(int(pid))
-        break
+    if path in map(os.path.abspath, values):
+      pids.append(int(pid))
   return pids
 
 
