@@ -55,8 +55,12 @@ import statistics
 import sys
 import time
 
-from experiments import tinybert_table as table
 from modeling import assets, files, pipeline
+
+try:
+  from experiments import tinybert_table as table  # Imported from the repo root (the tests).
+except ModuleNotFoundError:  # Run as `python3 experiments/relations_table.py`: its own folder is on sys.path.
+  import tinybert_table as table
 
 ROOT = pipeline.ROOT
 TASK = "rotten_tomatoes"
