@@ -69,6 +69,7 @@ SETTINGS = table.SCALES[SCALE]["minilm"]
 MPNET_SETTINGS = table.SCALES[SCALE]["mpnet"]
 STUDENT_CONFIG = "configs/minilm_student_4l_384_h6.json"
 RELATION_HEADS = 12
+LAYER_MAP = "2,3,5,6"  # tinybert_table.py's map of MiniLM's 6 layers onto 4.
 GENERAL_DTYPE = "bfloat16"
 GENERAL_FOLDER = "general_student_minilmv2"
 TEACHER_WEIGHTS = "0.5,0.5"
@@ -163,8 +164,10 @@ def run_rows(rows, seeds, paths, threads, step):
   minilm_dir = assets.minilm_dir()
   table._prepare(TASK, SETTINGS, minilm_dir, paths["data"], step)
   if any(row != "trained alone" for row in rows):
+    # MiniLMv2 has no layer map, but run_pretraining.py checks --layer_map whatever the loss, and its default
+    # (uniform) cannot map 6 layers onto 4: the table's map is given, and not used.
     table.run_general(dict(SETTINGS, general=dict(SETTINGS["general"], dtype=GENERAL_DTYPE)), paths["out"],
-                      "MiniLM-L6-H384", minilm_dir, os.path.join(ROOT, STUDENT_CONFIG), None, threads, step,
+                      "MiniLM-L6-H384", minilm_dir, os.path.join(ROOT, STUDENT_CONFIG), LAYER_MAP, threads, step,
                       folder=GENERAL_FOLDER,
                       loss_flags={"intermediate_loss": "minilmv2", "relation_heads": RELATION_HEADS})
   made = set()
