@@ -110,6 +110,9 @@ def row_args(paths, threads):
   minilm_teacher = {"teacher_config_path": os.path.join(minilm, "config.json"), "teacher_ckpt_path": minilm,
                     "cache_teacher_outputs": "logits", "teacher_cache_dir": paths["cache"]}
   prediction_only = dict(general, distill_stage="prediction", prediction_epochs=SETTINGS["epochs"])
+  # The general student's folder holds no vocab, so run_finetuning.py would take the first one beside a teacher and
+  # refuse MPNet's for the student's data: the rows with MPNet name the student's vocab.
+  mpnet_rows = dict(prediction_only, vocab_file=os.path.join(assets.minilm_dir(), "vocab.txt"))
   return {
       "trained alone": dict(student, epochs=SETTINGS["epochs"]),
       "MiniLMv2 general + task KD": dict(general, **minilm_teacher, intermediate_loss="minilmv2",
@@ -118,9 +121,9 @@ def row_args(paths, threads):
                                          prediction_epochs=SETTINGS["prediction_epochs"]),
       "MiniLMv2 general + fine-tuning": dict(general, epochs=SETTINGS["epochs"]),
       "KD from MiniLM": dict(prediction_only, **minilm_teacher),
-      "KD from MPNet": dict(prediction_only, teacher_config_path=os.path.join(mpnet, "config.json"),
+      "KD from MPNet": dict(mpnet_rows, teacher_config_path=os.path.join(mpnet, "config.json"),
                             teacher_ckpt_path=mpnet, teacher_data_dir=paths["data_mpnet"]),
-      "KD from both": dict(prediction_only, teacher_config_path=f"{minilm}/config.json,{mpnet}/config.json",
+      "KD from both": dict(mpnet_rows, teacher_config_path=f"{minilm}/config.json,{mpnet}/config.json",
                            teacher_ckpt_path=f"{minilm},{mpnet}", teacher_weights=TEACHER_WEIGHTS,
                            teacher_data_dir="," + paths["data_mpnet"]),
   }

@@ -129,9 +129,9 @@ def test_every_row_from_nothing_runs_in_order_with_its_flags(bench):
       "h6_minilmv2_seed1": dict(general_student, **minilm_teacher, intermediate_loss="minilmv2", relation_heads="12",
                                 intermediate_epochs="3", prediction_epochs="3"),
       "h6_kd_minilm_seed1": dict(prediction, **minilm_teacher),
-      "h6_kd_mpnet_seed1": dict(prediction, teacher_config_path=f"{mpnet_teacher_dir}/config.json",
+      "h6_kd_mpnet_seed1": dict(prediction, vocab_file=f"{minilm}/vocab.txt", teacher_config_path=f"{mpnet_teacher_dir}/config.json",
                                 teacher_ckpt_path=mpnet_teacher_dir, teacher_data_dir=p["data_mpnet"]),
-      "h6_kd_both_seed1": dict(prediction, teacher_config_path=f"{teacher}/config.json,{mpnet_teacher_dir}/config.json",
+      "h6_kd_both_seed1": dict(prediction, vocab_file=f"{minilm}/vocab.txt", teacher_config_path=f"{teacher}/config.json,{mpnet_teacher_dir}/config.json",
                                teacher_ckpt_path=f"{teacher},{mpnet_teacher_dir}", teacher_weights="0.5,0.5",
                                teacher_data_dir=f",{p['data_mpnet']}"),
   }
