@@ -158,21 +158,32 @@ def minutes_of(folder):
   return None if seconds is None else seconds / 60
 
 
-def parse_rows(spec):
-  """The rows named in `spec` (comma-separated names or keys, any case), in table order; exits on an unknown one."""
-  by_name = {name.lower(): name for name in ROWS} | {key: name for name, key in ROW_KEYS.items()}
+def parse_rows(spec, row_keys=None):
+  """The rows named in `spec` (comma-separated names or keys, any case), in table order; exits on an unknown one.
+
+  Args:
+    spec: the `--rows` value.
+    row_keys: {row name: short key} in table order (default: this table's `ROW_KEYS`).
+  """
+  row_keys = row_keys or ROW_KEYS
+  by_name = {name.lower(): name for name in row_keys} | {key: name for name, key in row_keys.items()}
   wanted = set()
   for item in filter(None, (x.strip().lower() for x in spec.split(","))):
     if item not in by_name:
-      sys.exit(f"--rows: unknown row {item!r}; rows are {', '.join(f'{n!r} ({k})' for n, k in ROW_KEYS.items())}")
+      sys.exit(f"--rows: unknown row {item!r}; rows are {', '.join(f'{n!r} ({k})' for n, k in row_keys.items())}")
     wanted.add(by_name[item])
   if not wanted:
     sys.exit(f"--rows={spec!r} names no row")
-  return [row for row in ROWS if row in wanted]
+  return [row for row in row_keys if row in wanted]
 
 
-def run_general(settings, out, teacher_name, teacher_dir, student_config, layer_map, threads, step):
-  """News text -> general-distillation records -> the general-distilled student, as in the README's commands."""
+def run_general(settings, out, teacher_name, teacher_dir, student_config, layer_map, threads, step,
+                folder="general_student", loss_flags=None):
+  """News text -> general-distillation records -> the general-distilled student, as in the README's commands.
+
+  The text and its records are shared by every general student of `out`; the student goes to <out>/<folder>, and
+  `loss_flags` (e.g. `intermediate_loss`) are added to its run_pretraining.py command.
+  """
   general = settings["general"]
   news = os.path.join(out, "news.txt")
   step("general: news articles -> text", "prepare_dataset/news_to_text.py", {"output_file": news}, news)
@@ -181,14 +192,14 @@ def run_general(settings, out, teacher_name, teacher_dir, student_config, layer_
        {"input_file": news, "output_file": os.path.join(data, "train.tfrecord"),
         "vocab_file": os.path.join(teacher_dir, "vocab.txt"), "max_seq_length": general["seq"]},
        os.path.join(data, "meta.json"))
-  student = os.path.join(out, "general_student")
+  student = os.path.join(out, folder)
   step(f"general: distil {teacher_name} -> {os.path.basename(student_config)[:-5]}", "run_pretraining.py",
        dict(threads, data_dir=data, output_dir=student, config_path=student_config,
             teacher_config_path=os.path.join(teacher_dir, "config.json"), teacher_ckpt_path=teacher_dir,
             max_seq_length=general["seq"], batch_size=general["batch"], epochs=1, steps_per_epoch=general["steps"],
             steps_per_loop=25, warmup_steps=general["steps"] // 10, learning_rate=general["learning_rate"],
             layer_map=layer_map, seed=1, save_checkpoint_steps=100, init_embeddings_from_teacher=True,
-            dtype=general["dtype"]),
+            dtype=general["dtype"], **(loss_flags or {})),
        os.path.join(student, "training_summary.json"))
   return student
 
