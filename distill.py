@@ -272,6 +272,10 @@ def run(s: Settings) -> str:
   return table
 
 
+def main():
+  run(_validate(FLAGS))
+
+
 if __name__ == "__main__":
   define_flags()
-  run_script(lambda: run(_validate(FLAGS)))
+  run_script(main)

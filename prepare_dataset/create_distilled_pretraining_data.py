@@ -372,6 +372,10 @@ def run(s: Settings) -> dict:
                                  short_seq_prob=s.short_seq_prob, random_seed=s.random_seed, num_workers=s.num_workers)
 
 
+def main():
+  run(_validate(FLAGS))
+
+
 if __name__ == "__main__":
   define_flags()
-  run_script(lambda: run(_validate(FLAGS)))
+  run_script(main)

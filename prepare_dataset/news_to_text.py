@@ -107,6 +107,10 @@ def run(s: Settings) -> list[list[str]]:
   return documents
 
 
+def main():
+  run(_validate(FLAGS))
+
+
 if __name__ == "__main__":
   define_flags()
-  run_script(lambda: run(_validate(FLAGS)))
+  run_script(main)
