@@ -231,6 +231,10 @@ def _row(name: str, folder: str, config_path: str, metric: str, seq: int) -> pip
                            latency_ms=latency)
 
 
+def main():
+  run(_validate(FLAGS))
+
+
 def run(s: Settings) -> str:
   """Runs the steps that are not done yet, then measures both models; returns the results table."""
   out = s.output_dir
@@ -270,10 +274,6 @@ def run(s: Settings) -> str:
                                  student=student, general_student=s.general_student)
   print("\n" + table, flush=True)
   return table
-
-
-def main():
-  run(_validate(FLAGS))
 
 
 if __name__ == "__main__":

@@ -311,10 +311,7 @@ def parse_args(argv=None):
                       help="comma-separated rows (names or keys) to run now; the table shows every finished run")
   parser.add_argument("--output_dir", default=os.path.join(ROOT, "experiments_output"),
                       help="runs go to <output_dir>/medium (the MPNet teacher: <output_dir>/medium_mpnet)")
-  parser.add_argument("--results_dir", default=os.path.join(ROOT, "experiments", "results"))
-  parser.add_argument("--intra_op_threads", type=int, default=0, help="passed to every training run")
-  parser.add_argument("--inter_op_threads", type=int, default=0, help="passed to every training run")
-  parser.add_argument("--report_only", action="store_true", help="build the table from finished runs only")
+  table.add_run_arguments(parser)
   args = parser.parse_args(argv)
   try:
     args.seeds = [int(s) for s in args.seeds.split(",")]

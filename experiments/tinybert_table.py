@@ -403,11 +403,16 @@ def parse_args(argv=None):
                       help="comma-separated rows (names or keys) to run now; the table shows every finished run")
   parser.add_argument("--output_dir", default=os.path.join(ROOT, "experiments_output"),
                       help="runs go to <output_dir>/<scale>[_<teacher>] (MiniLM: no suffix)")
+  add_run_arguments(parser)
+  return parser.parse_args(argv)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+  """The options every experiments table shares: where results go, the runs' threads, and --report_only."""
   parser.add_argument("--results_dir", default=os.path.join(ROOT, "experiments", "results"))
   parser.add_argument("--intra_op_threads", type=int, default=0, help="passed to every training run")
   parser.add_argument("--inter_op_threads", type=int, default=0, help="passed to every training run")
   parser.add_argument("--report_only", action="store_true", help="build the table from finished runs only")
-  return parser.parse_args(argv)
 
 
 def main(argv=None):
