@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import logging as absl_logging
 
 from modeling import load_config, multi_teacher, progress, records, tflite
 from modeling.models import build_task_model
@@ -17,17 +16,9 @@ SEQ = 8
 
 
 @pytest.fixture
-def lines(monkeypatch, caplog):
-  """`lines(what)`: the progress lines logged for `what`, with a line after every step (no 10 s wait).
-
-  INFO is switched on through absl's verbosity, as the scripts do: TensorFlow's object tracking resets the absl
-  logger's level from it.
-  """
-  monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.0)
-  verbosity = absl_logging.get_verbosity()
-  absl_logging.set_verbosity(absl_logging.INFO)
-  yield lambda what: [r.getMessage() for r in caplog.records if r.getMessage().startswith(what)]
-  absl_logging.set_verbosity(verbosity)
+def lines(logged):
+  """`lines(what)`: the messages starting with `what`."""
+  return logged
 
 
 def test_slow_units_show_seconds_per_unit():

@@ -3,26 +3,17 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import logging as absl_logging
 
-from modeling import assets, files, masked_lm, progress, tokenization
+from modeling import assets, files, masked_lm, tokenization
 from prepare_dataset import augment_data, create_finetuning_data, dataset_processors, news_to_text
 from prepare_dataset import create_distilled_pretraining_data as pretraining
 from tests.prepare_dataset.test_augment_data import _write_mlm
 
 
 @pytest.fixture
-def lines(monkeypatch, caplog):
-  """`lines(what)`: the progress lines logged for `what`, with a line after every step (no 10 s wait).
-
-  INFO is switched on through absl's verbosity, as the scripts do: TensorFlow's object tracking resets the absl
-  logger's level from it.
-  """
-  monkeypatch.setattr(progress, "LOG_EVERY_SECONDS", 0.0)
-  verbosity = absl_logging.get_verbosity()
-  absl_logging.set_verbosity(absl_logging.INFO)
-  yield lambda what: [r.getMessage() for r in caplog.records if r.getMessage().startswith(what + ":")]
-  absl_logging.set_verbosity(verbosity)
+def lines(logged):
+  """`lines(what)`: the progress lines of `what` (`what: ...`)."""
+  return lambda what: logged(what + ":")
 
 
 def _counts(found):
