@@ -229,15 +229,24 @@ class IntermediateDistillation(tf_keras.layers.Layer):
       return hidden
     return self.projections[min(index, len(self.projections) - 1)](hidden)
 
-  def call(self, student_outputs, teacher_outputs, input_mask) -> dict[str, tf.Tensor]:
-    """Returns the dict of terms `embedding`, `hidden`, `attention` and their weighted sum `total`."""
+  def call(self, student_outputs, teacher_outputs, input_mask,
+           teacher_layers: Sequence[int] | None = None) -> dict[str, tf.Tensor]:
+    """Returns the dict of terms `embedding`, `hidden`, `attention` and their weighted sum `total`.
+
+    `teacher_layers` gives, for student layer m = 1..M, the index of its teacher layer in `teacher_outputs`; the
+    default is `layer_map`. Teacher outputs read from `modeling.teacher_cache` hold only the mapped layers and come
+    with their own map (`teacher_cache.cached_layer_map`).
+    """
+    teacher_layers = self.layer_map if teacher_layers is None else list(teacher_layers)
+    if len(teacher_layers) != len(self.layer_map):
+      raise ValueError(f"{len(teacher_layers)} teacher layers for a layer map of {len(self.layer_map)}")
     s_hidden, t_hidden = student_outputs["hidden_states"], teacher_outputs["hidden_states"]
     s_attention, t_attention = student_outputs["attention_logits"], teacher_outputs["attention_logits"]
     terms = {"embedding": mse(self._project(s_hidden[0], 0), t_hidden[0])}
     terms["hidden"] = tf.add_n([mse(self._project(s_hidden[m], m), t_hidden[g])
-                                for m, g in enumerate(self.layer_map, start=1)])
+                                for m, g in enumerate(teacher_layers, start=1)])
     terms["attention"] = tf.add_n([attention_term(s_attention[m - 1], t_attention[g - 1], input_mask,
                                                   self.attention_loss)
-                                   for m, g in enumerate(self.layer_map, start=1)])
+                                   for m, g in enumerate(teacher_layers, start=1)])
     terms["total"] = tf.add_n([self.loss_weights[name] * terms[name] for name in INTERMEDIATE_TERMS])
     return terms

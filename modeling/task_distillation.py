@@ -114,7 +114,8 @@ def _schedule(value: float | LinearSchedule, steps: int) -> LinearSchedule:
 def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = None, distillation=None, *,
                  temperature: float | LinearSchedule = 1.0, gold_label_weight: float | LinearSchedule = 0.0,
                  regression: bool = False, step: tf.Variable | None = None, total_steps: int = 1,
-                 teacher_weights: Sequence[float] | None = None, has_unlabeled: bool = False) -> Callable:
+                 teacher_weights: Sequence[float] | None = None, has_unlabeled: bool = False,
+                 teacher_layers: Sequence[int] | None = None) -> Callable:
   """The `loss_fn(batch, training) -> terms` of one stage, for `modeling.training.TrainLoop`.
 
   Args:
@@ -123,8 +124,7 @@ def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = Non
     teacher: the frozen teacher task model (distillation stages). A batch that carries cached teacher outputs as
       its third element uses those instead; with several teachers that is `{"teacher_logits": [batch, teachers,
       labels]}` from `multi_teacher_dataset`.
-    distillation: the intermediate-layer loss layer (stage `intermediate`), e.g. TinyBERT's built with the layer
-      map that `train_dataset` returned.
+    distillation: the intermediate-layer loss layer (stage `intermediate`).
     temperature: softmax temperature of the prediction loss: a number or a `LinearSchedule` over the stage.
     gold_label_weight: weight of the gold-label loss added in stage `prediction` (0: soft targets only), a number
       or a `LinearSchedule`.
@@ -133,6 +133,8 @@ def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = Non
     total_steps: the stage's step count, over which the schedules run.
     teacher_weights: with several teachers, their weights in the averaged soft targets.
     has_unlabeled: some rows carry no gold label (-1, augmented rows); the gold loss skips them.
+    teacher_layers: stage `intermediate` with TinyBERT's loss: where the mapped teacher layers sit in the teacher
+      outputs, as `train_dataset` returns it (None: the loss's own layer map, for a teacher run at every step).
 
   A schedule that changes is logged as the terms `temperature` and `gold_label_weight`.
   """
@@ -146,6 +148,8 @@ def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = Non
       return {"total": loss, "gold": loss}
     teacher_outputs = batch[2] if len(batch) == 3 else teacher(features, training=False)
     if stage == "intermediate":
+      if teacher_layers is not None:
+        return distillation(outputs, teacher_outputs, features["input_mask"], teacher_layers=teacher_layers)
       return distillation(outputs, teacher_outputs, features["input_mask"])
     now = step if step is not None else 0
     t, gold_weight = temperature(now), gold_label_weight(now)
@@ -350,12 +354,12 @@ def train_stage(t: TaskTraining, strategy: tf.distribute.Strategy, stage: str, e
         label_dtype=label_dtype, num_examples=t.num_train_examples, seed=t.runtime.seed)
     logging.info("[prediction] logits of %d teachers over %d examples computed", len(teachers), t.num_train_examples)
   else:
-    dataset, layer_map = train_dataset(
+    dataset, teacher_layers = train_dataset(
         list(t.train_files), stage, max_seq_length=t.max_seq_length, batch_size=t.batch_size,
         label_dtype=label_dtype, num_examples=t.num_train_examples, seed=t.runtime.seed, teacher=teacher,
         teacher_config=t.teacher, layer_map=layer_map, cache=t.cache_teacher_outputs, cache_dir=t.teacher_cache_dir)
-  if stage == "intermediate" and t.intermediate.kind == "tinybert":
-    distillation.layer_map = layer_map  # The cached layers, when stage 1 reads the teacher-output cache.
+  if not (stage == "intermediate" and t.intermediate.kind == "tinybert"):
+    teacher_layers = None  # Only TinyBERT's loss reads mapped layers, from the cache or from the teacher.
   with strategy.scope():
     optimizer = training.make_optimizer(learning_rate, total_steps, math.ceil(t.warmup_proportion * total_steps),
                                         t.runtime.dtype, t.weight_decay)
@@ -368,7 +372,8 @@ def train_stage(t: TaskTraining, strategy: tf.distribute.Strategy, stage: str, e
       loss_fn=make_loss_fn(
           stage, student, teacher, distillation if stage == "intermediate" else None, temperature=t.temperature,
           gold_label_weight=t.gold_label_weight, regression=t.regression, step=optimizer.iterations,
-          total_steps=total_steps, teacher_weights=[spec.weight for spec in t.teachers], has_unlabeled=t.augmented),
+          total_steps=total_steps, teacher_weights=[spec.weight for spec in t.teachers], has_unlabeled=t.augmented,
+          teacher_layers=teacher_layers),
       output_dir=t.output_dir if final else os.path.join(t.output_dir, stage), global_batch_size=t.batch_size,
       steps_per_loop=min(t.runtime.steps_per_loop, steps_per_epoch),
       save_checkpoint_steps=t.runtime.save_checkpoint_steps, keep_checkpoint_max=t.runtime.keep_checkpoint_max,

@@ -126,18 +126,19 @@ def test_losses_over_cached_outputs_match_the_live_teacher(dtype, rtol, attentio
   teacher = _teacher()
   tf.random.set_seed(5)
   student = build_task_model(ModelConfig(**dict(TINY, hidden_size=8, num_hidden_layers=2)), num_labels=3)
-  live = IntermediateDistillation(8, TINY["hidden_size"], LAYER_MAP, attention_loss)
-  cached_loss = IntermediateDistillation(8, TINY["hidden_size"], teacher_cache.cached_layer_map(LAYER_MAP),
-                                         attention_loss)
-  cached_loss.set_weights(live.get_weights())
+  loss = IntermediateDistillation(8, TINY["hidden_size"], LAYER_MAP, attention_loss)  # One loss, as in train_stage.
   dataset = _dataset()
   cached = teacher_cache.cache_teacher_outputs(teacher, dataset, LAYER_MAP, ("logits", "hidden", "attention"),
                                                dtype=dtype)
+  first, _ = next(iter(dataset))
+  with pytest.raises(ValueError, match="1 teacher layers for a layer map of 2"):
+    loss(student(first), teacher(first), first["input_mask"], teacher_layers=[1])
   for _ in range(2):  # the pass that fills the cache, and one that reads it
     for features, _, outputs in cached:
       student_outputs = student(features, training=False)
-      expected = live(student_outputs, teacher(features, training=False), features["input_mask"])
-      got = cached_loss(student_outputs, outputs, features["input_mask"])
+      expected = loss(student_outputs, teacher(features, training=False), features["input_mask"])
+      got = loss(student_outputs, outputs, features["input_mask"],
+                 teacher_layers=teacher_cache.cached_layer_map(LAYER_MAP))
       for term in ("embedding", "hidden", "attention"):
         np.testing.assert_allclose(got[term], expected[term], rtol=rtol)
       np.testing.assert_array_equal(prediction_loss(student_outputs["logits"], outputs["logits"]),
