@@ -119,7 +119,9 @@ def test_attention_logits_packed_at_real_keys_only():
     teacher_cache.pack_attention_logits(tf.constant(logits), tf.constant(mask[:, ::-1].copy()))
 
 
-@pytest.mark.parametrize("dtype,rtol", [(tf.float32, 1e-6), (tf.float16, 2e-3), (tf.bfloat16, 1e-2)])
+# float16 keeps 11 significant bits (rounding 4.9e-4 per value); the KL of nearly equal attention distributions
+# (about 1e-5 here) magnifies that to a few 1e-3 of relative error, more or less with the thread count.
+@pytest.mark.parametrize("dtype,rtol", [(tf.float32, 1e-6), (tf.float16, 5e-3), (tf.bfloat16, 1e-2)])
 @pytest.mark.parametrize("attention_loss", ["logits_mse", "kl"])
 def test_losses_over_cached_outputs_match_the_live_teacher(dtype, rtol, attention_loss):
   from modeling.losses import IntermediateDistillation, prediction_loss
@@ -130,9 +132,6 @@ def test_losses_over_cached_outputs_match_the_live_teacher(dtype, rtol, attentio
   dataset = _dataset()
   cached = teacher_cache.cache_teacher_outputs(teacher, dataset, LAYER_MAP, ("logits", "hidden", "attention"),
                                                dtype=dtype)
-  first, _ = next(iter(dataset))
-  with pytest.raises(ValueError, match="1 teacher layers for a layer map of 2"):
-    loss(student(first), teacher(first), first["input_mask"], teacher_layers=[1])
   for _ in range(2):  # the pass that fills the cache, and one that reads it
     for features, _, outputs in cached:
       student_outputs = student(features, training=False)
@@ -144,6 +143,9 @@ def test_losses_over_cached_outputs_match_the_live_teacher(dtype, rtol, attentio
       np.testing.assert_array_equal(prediction_loss(student_outputs["logits"], outputs["logits"]),
                                     prediction_loss(student_outputs["logits"],
                                                     teacher(features, training=False)["logits"]))
+  first, _ = next(iter(dataset))
+  with pytest.raises(ValueError, match="1 teacher layers for a layer map of 2"):
+    loss(student(first, training=False), teacher(first, training=False), first["input_mask"], teacher_layers=[1])
 
 
 def test_refuses_unknown_parts_and_missing_layer_map():
