@@ -82,7 +82,7 @@ class Settings:
   runtime: cli.Runtime
   intermediate: relation_losses.IntermediateLoss  # --intermediate_loss, checked against both configs.
   init_from_teacher: bool
-  init_layer_map: list  # The teacher layers --init_from_teacher copies.
+  init_layer_map: list | None  # The teacher layers --init_from_teacher copies (None without it).
 
 
 def _validate(f: flags.FlagValues) -> Settings:
@@ -126,7 +126,8 @@ def _validate(f: flags.FlagValues) -> Settings:
       projection=f.projection, student=student, teacher=teacher, data_files=data_files,
       runtime=cli.runtime_from_flags(f),
       intermediate=intermediate, init_from_teacher=f.init_from_teacher,
-      init_layer_map=cli.init_layer_map(intermediate, student, teacher, f.layer_map))
+      init_layer_map=(cli.init_layer_map(intermediate, student, teacher, f.layer_map) if f.init_from_teacher
+                      else None))
 
 
 def main():

@@ -9,7 +9,7 @@ import dataclasses
 import os
 
 import tensorflow as tf
-from absl import flags
+from absl import flags, logging
 
 from modeling import config as config_lib
 from modeling import export, losses, records, relation_losses, tflite, training
@@ -257,13 +257,21 @@ def find_vocab(*folders):
 
 
 def export_vocab(vocab_file: str | None, meta: dict, *folders: str | None) -> str | None:
-  """The vocab for the export: `--vocab_file`, else one shipped in `folders`; it must be the data's vocab."""
+  """The vocab for the export: `--vocab_file`, which must be the data's vocab, else the first vocab shipped in
+  `folders` that is the data's (a teacher on another vocabulary ships its own); None when none is."""
   if vocab_file:
     check_path("vocab_file", vocab_file)
-  vocab = vocab_file or find_vocab(*folders)
-  if vocab and records.sha256_file(vocab) != meta.get("vocab_sha256"):
-    raise UserError(f"--vocab_file {vocab} is not the vocab the data was prepared with")
-  return vocab
+    if records.sha256_file(vocab_file) != meta.get("vocab_sha256"):
+      raise UserError(f"--vocab_file {vocab_file} is not the vocab the data was prepared with")
+    return vocab_file
+  shipped = [vocab for vocab in (find_vocab(folder) for folder in folders) if vocab]
+  for vocab in shipped:
+    if records.sha256_file(vocab) == meta.get("vocab_sha256"):
+      return vocab
+  if shipped:
+    logging.warning("the vocab beside the checkpoints (%s) is not the one the data was prepared with; give "
+                    "--vocab_file for an export that takes text", ", ".join(shipped))
+  return None
 
 
 def check_vocab_matches(meta: dict, data_dir: str, ckpt_path: str, flag: str) -> None:

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
-from absl import flags
+from absl import flags, logging
 
-from modeling import cli, progress, records
+from modeling import cli, files, progress, records, teacher_cache
 from modeling.config import ModelConfig
 from modeling.errors import UserError
 
@@ -197,7 +197,8 @@ def recorded_label_list(teacher_dir: str) -> list[str] | None:
 
 
 def teacher_logits_table(teacher: Callable, dataset: tf.data.Dataset, permutation: Sequence[int] | None = None,
-                         batch_size: int | None = None, num_examples: int | None = None) -> np.ndarray:
+                         batch_size: int | None = None, num_examples: int | None = None,
+                         cache_file: str | None = None) -> np.ndarray:
   """One teacher's logits over a whole dataset, in its order: a float32 [num_examples, num_labels] array.
 
   Args:
@@ -206,14 +207,37 @@ def teacher_logits_table(teacher: Callable, dataset: tf.data.Dataset, permutatio
       `batch_size`), in the same example order as the student's data.
     permutation: from `label_permutations`, to put the columns in the task's label order.
     batch_size: batch an unbatched dataset first.
-    num_examples: the dataset's example count, if known, for the progress report's ETA.
+    num_examples: the dataset's example count, if known, for the progress report's ETA and the cache file's check.
+    cache_file: a `.npy` file holding the table (in the teacher's own label order): read when it exists, else
+      written (atomically) after the pass. Its name must identify the teacher's weights and the data
+      (`cached_table_path`).
   """
-  if batch_size:
-    dataset = dataset.batch(batch_size)
-  predict = tf.function(lambda features: tf.cast(teacher(features, training=False)["logits"], tf.float32))
-  batches = progress.progress(dataset, "teacher logits", total=num_examples, sizes=lambda batch: len(batch[1]))
-  table = np.concatenate([predict(batch[0]).numpy() for batch in batches], axis=0)
+  table = None
+  if cache_file and os.path.isfile(cache_file):
+    table = np.load(cache_file)
+    if num_examples is not None and table.shape[0] != num_examples:
+      raise UserError(f"the teacher-logits cache file {cache_file} covers {table.shape[0]} examples, the data "
+                      f"{num_examples}; delete it to compute the logits again")
+    logging.info("teacher logits: %d examples read from %s", table.shape[0], cache_file)
+  if table is None:
+    if batch_size:
+      dataset = dataset.batch(batch_size)
+    predict = tf.function(lambda features: tf.cast(teacher(features, training=False)["logits"], tf.float32))
+    batches = progress.progress(dataset, "teacher logits", total=num_examples, sizes=lambda batch: len(batch[1]))
+    table = np.concatenate([predict(batch[0]).numpy() for batch in batches], axis=0)
+    if cache_file:
+      with files.atomic_path(cache_file) as tmp, open(tmp, "wb") as f:
+        np.save(f, table)
   return table[:, list(permutation)] if permutation is not None else table
+
+
+def cached_table_path(cache_dir: str, teacher: tf.Module, data_files: Sequence[str]) -> str:
+  """The `.npy` file of `teacher`'s logits table over `data_files` in `cache_dir`, named by a fingerprint of the
+  teacher's weights and of the files' bytes, so a changed teacher or changed data never reads an old table."""
+  files.ensure_writable_dir(cache_dir, "teacher_cache_dir")
+  fingerprint = teacher_cache.teacher_fingerprint(teacher, "logits-table-v1",
+                                                  [records.sha256_file(path) for path in data_files])
+  return os.path.join(cache_dir, f"teacher_logits-{fingerprint}.npy")
 
 
 def add_teacher_logits(examples: tf.data.Dataset, tables: Sequence[np.ndarray],

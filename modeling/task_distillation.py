@@ -301,7 +301,8 @@ def train_dataset(train_file: str | Sequence[str], stage: str, *, max_seq_length
 def multi_teacher_dataset(train_files: Sequence[str], teachers: Sequence[TaskModel],
                           teacher_files: Sequence[Sequence[str] | None], permutations: Sequence, *,
                           max_seq_length: int, batch_size: int, eval_batch_size: int, label_dtype: tf.DType,
-                          num_examples: int, seed: int | None = None) -> tf.data.Dataset:
+                          num_examples: int, seed: int | None = None,
+                          cache_dir: str | None = None) -> tf.data.Dataset:
   """Stage-2 batches carrying every teacher's logits, each teacher run once over its own tokenization, in file order.
 
   Args:
@@ -313,6 +314,8 @@ def multi_teacher_dataset(train_files: Sequence[str], teachers: Sequence[TaskMod
     label_dtype: `tf.int64` for classes, `tf.float32` for regression scores.
     num_examples: examples in `train_files`, checked against each teacher's table.
     seed: the shuffle seed.
+    cache_dir: a folder keeping each teacher's logits table between runs (`--teacher_cache_dir` with
+      `--cache_teacher_outputs`); None: computed in memory for this run.
 
   Returns:
     Repeated, shuffled batches `(features, labels, {"teacher_logits": [batch, teachers, labels]})`.
@@ -320,9 +323,12 @@ def multi_teacher_dataset(train_files: Sequence[str], teachers: Sequence[TaskMod
   def ordered(paths):
     return records.make_dataset(list(paths), max_seq_length, eval_batch_size, label_dtype=label_dtype)
 
-  tables = [multi_teacher.teacher_logits_table(model, ordered(files or train_files), permutation,
-                                               num_examples=num_examples)
-            for model, files, permutation in zip(teachers, teacher_files, permutations)]
+  tables = []
+  for model, own_files, permutation in zip(teachers, teacher_files, permutations):
+    data_files = list(own_files or train_files)
+    tables.append(multi_teacher.teacher_logits_table(
+        model, ordered(data_files), permutation, num_examples=num_examples,
+        cache_file=multi_teacher.cached_table_path(cache_dir, model, data_files) if cache_dir else None))
   examples = multi_teacher.add_teacher_logits(ordered(train_files).unbatch(), tables, num_examples)
   return (examples.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True).repeat()
           .batch(batch_size, drop_remainder=True))
@@ -351,8 +357,9 @@ def train_stage(t: TaskTraining, strategy: tf.distribute.Strategy, stage: str, e
     dataset = multi_teacher_dataset(
         t.train_files, teachers, t.teacher_files, [spec.permutation for spec in t.teachers],
         max_seq_length=t.max_seq_length, batch_size=t.batch_size, eval_batch_size=t.eval_batch_size,
-        label_dtype=label_dtype, num_examples=t.num_train_examples, seed=t.runtime.seed)
-    logging.info("[prediction] logits of %d teachers over %d examples computed", len(teachers), t.num_train_examples)
+        label_dtype=label_dtype, num_examples=t.num_train_examples, seed=t.runtime.seed,
+        cache_dir=t.teacher_cache_dir if uses_cache(stage, t.cache_teacher_outputs) else None)
+    logging.info("[prediction] logits of %d teachers over %d examples ready", len(teachers), t.num_train_examples)
   else:
     dataset, teacher_layers = train_dataset(
         list(t.train_files), stage, max_seq_length=t.max_seq_length, batch_size=t.batch_size,

@@ -1,6 +1,8 @@
 """Multi-teacher distillation: averaged soft targets against NumPy, the flag and label-set checks, and the per-teacher
 logits tables joined to the student's examples."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -125,3 +127,40 @@ def test_recorded_label_list(tmp_path):
   assert multi_teacher.recorded_label_list(str(tmp_path)) is None
   (tmp_path / "training_summary.json").write_text('{"label_list": [0, 1]}')
   assert multi_teacher.recorded_label_list(str(tmp_path)) == ["0", "1"]
+
+
+def test_logits_table_kept_on_disk_between_runs(tmp_path):
+  examples = tf.data.Dataset.from_tensor_slices(({"input_word_ids": np.arange(6, dtype=np.int32)[:, None]},
+                                                 np.zeros(6, np.int32)))
+  calls = []
+
+  def teacher(batch, training):
+    calls.append(1)
+    ids = tf.cast(batch["input_word_ids"][:, 0], tf.float32)
+    return {"logits": tf.stack([ids, -ids], axis=-1)}
+
+  cache_file = str(tmp_path / "teacher_logits-x.npy")
+  first = multi_teacher.teacher_logits_table(teacher, examples, batch_size=4, num_examples=6, cache_file=cache_file)
+  passes = len(calls)
+  assert passes and os.path.isfile(cache_file) and [p.name for p in tmp_path.iterdir()] == ["teacher_logits-x.npy"]
+  again = multi_teacher.teacher_logits_table(teacher, examples, permutation=[1, 0], batch_size=4, num_examples=6,
+                                             cache_file=cache_file)
+  assert len(calls) == passes  # Read from the file: the teacher did not run again.
+  np.testing.assert_array_equal(again, first[:, ::-1])  # Stored in the teacher's order, permuted on reading.
+  with pytest.raises(UserError, match="teacher_logits-x.npy covers 6 examples, the data 7; delete it"):
+    multi_teacher.teacher_logits_table(teacher, examples, batch_size=4, num_examples=7, cache_file=cache_file)
+
+
+def test_cached_table_name_follows_the_teacher_weights_and_the_data(tmp_path):
+  data = [tmp_path / "a.tfrecord", tmp_path / "b.tfrecord"]
+  data[0].write_bytes(b"one")
+  data[1].write_bytes(b"two")
+  model = tf.Module()
+  model.w = tf.Variable([1.0, 2.0], name="w")
+  cache = str(tmp_path / "cache")
+  path = multi_teacher.cached_table_path(cache, model, [str(data[0])])
+  assert os.path.dirname(path) == cache and os.path.basename(path).startswith("teacher_logits-")
+  assert multi_teacher.cached_table_path(cache, model, [str(data[0])]) == path
+  assert multi_teacher.cached_table_path(cache, model, [str(data[1])]) != path
+  model.w.assign([1.0, 3.0])
+  assert multi_teacher.cached_table_path(cache, model, [str(data[0])]) != path

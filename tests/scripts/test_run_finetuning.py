@@ -309,9 +309,13 @@ def test_two_teachers_with_schedules(setup, teacher, second_teacher):
                 f"--teacher_ckpt_path={teacher},{second_teacher['ckpt']}",
                 f"--teacher_data_dir=,{second_teacher['data']}",
                 "--teacher_weights=2,1", "--distill_stage=prediction", "--prediction_epochs=2", "--learning_rate=1e-2",
-                "--temperature=4", "--temperature_end=1", "--gold_label_weight_end=0.5", "--export_dir=-")
+                "--temperature=4", "--temperature_end=1", "--gold_label_weight_end=0.5", "--export_dir=-",
+                "--cache_teacher_outputs=logits", f"--teacher_cache_dir={out}_cache")
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "logits of 2 teachers over 256 examples computed" in result.stderr
+  assert "logits of 2 teachers over 256 examples ready" in result.stderr
+  tables = sorted(os.listdir(f"{out}_cache"))  # Each teacher's logits table, kept for the next run.
+  assert len(tables) == 2 and all(name.startswith("teacher_logits-") and name.endswith(".npy") for name in tables)
+  assert all(np.load(os.path.join(f"{out}_cache", name)).shape == (256, 2) for name in tables)
   summary = _json(os.path.join(out, "training_summary.json"))
   assert summary["teacher_weights"] == [2.0, 1.0] and summary["label_list"] == ["0", "1"]
   (stage,) = summary["stages"]

@@ -155,10 +155,12 @@ def test_init_embeddings_from_teacher(setup):
 
 
 def test_minilmv2_with_another_head_count(setup):
-  """MiniLMv2 relates queries, keys and values over R relation heads, so a 4-head student learns from 2 heads."""
+  """MiniLMv2 relates queries, keys and values over R relation heads, so a 4-head student learns from 2 heads; it
+  reads one teacher layer, so the student may have more layers than the teacher (no --layer_map is read)."""
   d = setup["dir"]
-  student = tiny.write_config(d / "heads4_v2.json", num_hidden_layers=2, hidden_size=8, intermediate_size=16,
-                              num_attention_heads=4)
+  teacher_layers = tiny.read_json(setup["teacher_config"])["num_hidden_layers"]
+  student = tiny.write_config(d / "heads4_v2.json", num_hidden_layers=teacher_layers + 1, hidden_size=8,
+                              intermediate_size=16, num_attention_heads=4)
   out = str(d / "minilmv2")
   tiny.run_main(run_pretraining, *_args(setup, out, config_path=student, learning_rate=1e-2),
                 "--intermediate_loss=minilmv2", "--minilm_teacher_layer=3")
