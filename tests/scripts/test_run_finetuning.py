@@ -1,7 +1,9 @@
 """run_finetuning.py on tiny models: plain fine-tuning (teacher making), both distillation stages, export, refusals.
 
 Refusals are checked in-process through the script's own flag definitions and `_validate`; one test runs a refusal
-from the command line, for the one-line error and the exit status.
+from the command line, for the one-line error and the exit status. One training run (the teacher) goes through the
+command line too; the others call the script's `main` in this process (`tiny.run_main`), which spares a fresh Python
+and TensorFlow per run.
 """
 
 import json
@@ -16,6 +18,7 @@ from absl import flags
 
 import run_finetuning
 from modeling.errors import UserError
+from prepare_dataset import create_finetuning_data
 from tests import tiny
 
 COMMON = ["--task_name=tiny", "--max_seq_length=16", "--batch_size=16", "--seed=3", "--steps_per_loop=4"]
@@ -32,16 +35,16 @@ def setup(tmp_path_factory):
 
 
 def _run(setup, *args):
-  result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={setup['data']}", *args)
-  return result
+  """run_finetuning.py on the tiny task in this process; returns the log it wrote."""
+  return tiny.run_main(run_finetuning, *COMMON, f"--data_dir={setup['data']}", *args)
 
 
 def _distil(setup, teacher, name, *args, config=None):
-  """Distils `teacher` into `config` (default: the tiny student) in folder `name`; returns (folder, the run)."""
+  """Distils `teacher` into `config` (default: the tiny student) in folder `name`; returns (folder, its log)."""
   out = str(setup["dir"] / name)
-  result = tiny.ok(_run(setup, f"--output_dir={out}", f"--config_path={config or setup['student_config']}",
-                        f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}", *args))
-  return out, result
+  log = _run(setup, f"--output_dir={out}", f"--config_path={config or setup['student_config']}",
+             f"--teacher_config_path={setup['teacher_config']}", f"--teacher_ckpt_path={teacher}", *args)
+  return out, log
 
 
 def _validate(*argv):
@@ -63,12 +66,19 @@ def _assert_refused(args, message, output_dir, regex=False):
 
 
 @pytest.fixture(scope="module")
-def teacher(setup):
+def teacher_run(setup):
+  """Plain fine-tuning of the teacher, from the command line: (its folder, the finished process)."""
   out = str(setup["dir"] / "teacher")
-  result = _run(setup, f"--output_dir={out}", f"--config_path={setup['teacher_config']}", "--epochs=8",
-                "--learning_rate=1e-2", "--warmup_proportion=0.05", "--export_dir=-")
+  result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={setup['data']}", f"--output_dir={out}",
+                           f"--config_path={setup['teacher_config']}", "--epochs=8", "--learning_rate=1e-2",
+                           "--warmup_proportion=0.05", "--export_dir=-")
   assert result.returncode == 0, result.stderr[-3000:]
-  return out
+  return out, result
+
+
+@pytest.fixture(scope="module")
+def teacher(teacher_run):
+  return teacher_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +105,7 @@ def test_plain_finetuning_learns_and_writes_outputs(teacher):
 
 
 def test_distillation_runs_both_stages(student, setup):
-  out, result = student
+  out, log = student
   summary = _json(os.path.join(out, "training_summary.json"))
   assert [s["stage"] for s in summary["stages"]] == ["intermediate", "prediction"]
   assert set(summary["stages"][0]["final_losses"]) == {"embedding", "hidden", "attention", "total"}
@@ -106,7 +116,7 @@ def test_distillation_runs_both_stages(student, setup):
   assert results["best"]["accuracy"] > 0.6
   for name in ("config.json", "test_predictions.tsv", "model.tflite", os.path.join("saved_model", "saved_model.pb")):
     assert os.path.exists(os.path.join(out, name)), name
-  assert "[intermediate] step" in result.stderr and "[prediction] step" in result.stderr
+  assert "[intermediate] step" in log and "[prediction] step" in log
 
 
 def test_export_agrees_with_checkpoint(student, setup):
@@ -137,8 +147,8 @@ def test_teacher_output_folder_chains_as_ckpt_path(setup, teacher):
 
 def test_refusal_on_the_command_line_is_one_line(setup, tmp_path):
   out = tmp_path / "out"
-  result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
-                "--max_int8_accuracy_drop=-0.5")
+  result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={setup['data']}", f"--output_dir={out}",
+                           f"--config_path={setup['student_config']}", "--max_int8_accuracy_drop=-0.5")
   assert result.returncode == 1, result.stderr[-2000:]
   assert "Traceback" not in result.stderr
   assert result.stderr.strip().splitlines()[-1] == "error: --max_int8_accuracy_drop must not be negative, got -0.5"
@@ -186,9 +196,8 @@ def text_data(tmp_path_factory):
     (d / f"{split}.tsv").write_text(_text_task(d, rng, n))
   vocab = d / "vocab.txt"
   vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_WORDS]) + "\n")
-  result = tiny.run_script("prepare_dataset/create_finetuning_data.py", "--task_name=tsv", f"--data_dir={d}",
-                           f"--vocab_path={vocab}", f"--output_dir={d / 'data'}", "--max_seq_length=16")
-  assert result.returncode == 0, result.stderr[-3000:]
+  tiny.run_main(create_finetuning_data, "--task_name=tsv", f"--data_dir={d}", f"--vocab_path={vocab}",
+                f"--output_dir={d / 'data'}", "--max_seq_length=16")
   return {"dir": d, "data": str(d / "data"), "vocab": str(vocab),
           "config": tiny.write_config(d / "config.json", vocab_size=len(_WORDS) + 5, num_hidden_layers=1,
                                       hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)}
@@ -197,12 +206,11 @@ def text_data(tmp_path_factory):
 def test_int8_gate_hf_folder_and_raw_string_signature(text_data):
   from modeling import records, tflite
   out = str(text_data["dir"] / "out")
-  result = tiny.run_script(
-      "run_finetuning.py", "--task_name=tsv", f"--data_dir={text_data['data']}", f"--output_dir={out}",
+  tiny.run_main(
+      run_finetuning, "--task_name=tsv", f"--data_dir={text_data['data']}", f"--output_dir={out}",
       f"--config_path={text_data['config']}", f"--vocab_file={text_data['vocab']}", "--max_seq_length=16",
       "--batch_size=16", "--epochs=4", "--learning_rate=1e-2", "--seed=1", "--export_tflite=int8",
       "--max_int8_accuracy_drop=1.0", "--int8_calibration_examples=16", "--export_hf=true")
-  assert result.returncode == 0, result.stderr[-3000:]
   results = _json(os.path.join(out, "eval_results.json"))
   gate = results["tflite"]
   assert gate["kept"] == "dynamic" and gate["max_drop"] == 1.0 and gate["metric"] == "accuracy"
@@ -232,11 +240,11 @@ def test_int8_gate_hf_folder_and_raw_string_signature(text_data):
       {k: v[:1].numpy() for k, v in features.items()}).shape == (1, 2)
 
 
-def test_no_cuda_error_line_on_a_cpu_only_machine(student):
+def test_no_cuda_error_line_on_a_cpu_only_machine(teacher_run):
   from modeling import runtime_env
   if runtime_env.has_nvidia_device():
     pytest.skip("this machine has an NVIDIA device")
-  assert "cuInit" not in student[1].stderr
+  assert "cuInit" not in teacher_run[1].stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -294,9 +302,8 @@ def second_teacher(setup):
   config = tiny.write_config(d / "teacher2.json", vocab_size=130, hidden_size=12, num_hidden_layers=2,
                              intermediate_size=24, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
   out = str(d / "teacher2")
-  result = tiny.run_script("run_finetuning.py", *COMMON, f"--data_dir={data}", f"--output_dir={out}",
-                           f"--config_path={config}", "--epochs=4", "--learning_rate=1e-2", "--export_dir=-")
-  assert result.returncode == 0, result.stderr[-3000:]
+  tiny.run_main(run_finetuning, *COMMON, f"--data_dir={data}", f"--output_dir={out}", f"--config_path={config}",
+                "--epochs=4", "--learning_rate=1e-2", "--export_dir=-")
   assert _json(os.path.join(out, "training_summary.json"))["label_list"] == ["0", "1"]
   return {"config": config, "ckpt": out, "data": data}
 
@@ -304,15 +311,14 @@ def second_teacher(setup):
 def test_two_teachers_with_schedules(setup, teacher, second_teacher):
   """Stage 2 averages two teachers (the second reads its own vocab), temperature 4 -> 1, gold weight 0 -> 0.5."""
   out = str(setup["dir"] / "two_teachers")
-  result = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
-                f"--teacher_config_path={setup['teacher_config']},{second_teacher['config']}",
+  log = _run(setup, f"--output_dir={out}", f"--config_path={setup['student_config']}",
+             f"--teacher_config_path={setup['teacher_config']},{second_teacher['config']}",
                 f"--teacher_ckpt_path={teacher},{second_teacher['ckpt']}",
                 f"--teacher_data_dir=,{second_teacher['data']}",
                 "--teacher_weights=2,1", "--distill_stage=prediction", "--prediction_epochs=2", "--learning_rate=1e-2",
                 "--temperature=4", "--temperature_end=1", "--gold_label_weight_end=0.5", "--export_dir=-",
                 "--cache_teacher_outputs=logits", f"--teacher_cache_dir={out}_cache")
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert "logits of 2 teachers over 256 examples ready" in result.stderr
+  assert "logits of 2 teachers over 256 examples ready" in log
   tables = sorted(os.listdir(f"{out}_cache"))  # Each teacher's logits table, kept for the next run.
   assert len(tables) == 2 and all(name.startswith("teacher_logits-") and name.endswith(".npy") for name in tables)
   assert all(np.load(os.path.join(f"{out}_cache", name)).shape == (256, 2) for name in tables)
@@ -327,7 +333,7 @@ def test_two_teachers_with_schedules(setup, teacher, second_teacher):
   np.testing.assert_allclose([h["temperature"] for h in history], want_t, rtol=1e-5)
   np.testing.assert_allclose([h["gold_label_weight"] for h in history], [(4 - t) / 6 for t in want_t], rtol=1e-5)
   assert all(np.isfinite(h["gold"]) and np.isfinite(h["prediction"]) for h in history)
-  assert f"temperature {want_t[0]:.4f}" in result.stderr  # The progress line shows the schedule values.
+  assert f"temperature {want_t[0]:.4f}" in log  # The progress line shows the schedule values.
 
 
 def test_minilmv2_stage_one_with_another_head_count(setup, teacher):
@@ -348,9 +354,9 @@ def test_init_from_teacher_starts_at_the_teacher(setup, teacher):
   d = setup["dir"]
   student = tiny.write_config(d / "student_wide.json", num_hidden_layers=2, hidden_dropout_prob=0.0,
                               attention_probs_dropout_prob=0.0)
-  out, result = _distil(setup, teacher, "init_from_teacher", "--init_from_teacher", "--layer_map=1,2",
+  out, log = _distil(setup, teacher, "init_from_teacher", "--init_from_teacher", "--layer_map=1,2",
                         "--distill_stage=intermediate", "--intermediate_epochs=1", "--export_dir=-", config=student)
-  assert "teacher layers [1, 2] copied into student layers 1..2" in result.stderr
+  assert "teacher layers [1, 2] copied into student layers 1..2" in log
   first = _json(os.path.join(out, "training_summary.json"))["stages"][0]["history"][0]
   assert first["hidden"] < 1e-5 and first["embedding"] < 1e-5, first
 
