@@ -21,7 +21,7 @@ from prepare_dataset import create_distilled_pretraining_data, create_finetuning
 from tests import tiny
 from tests.tiny import read_json
 
-SEQ = 32
+SEQ = 24  # Reviews cut to 24 tokens: the teacher still learns the task, at three quarters of the cost of 32.
 STUDENT = {"model_type": "tinybert", "vocab_size": 30522, "hidden_size": 48, "num_hidden_layers": 2, "num_attention_heads": 12,
                "intermediate_size": 96, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
                "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02}
@@ -73,8 +73,8 @@ def test_general_distillation_on_real_text(pipeline):
 
 def test_teacher_learns_the_task(pipeline):
   results = read_json(os.path.join(pipeline["teacher"], "eval_results.json"))
-  # The majority class ("fresh") is about 58% of this dev slice; one epoch of 800 reviews (100 steps of 8) reaches
-  # about 0.73. (At 5e-5 the same 100 steps stay at the majority class.)
+  # The majority class ("fresh") is about 58% of this dev slice; one epoch of 800 reviews (100 steps of 8) at 24
+  # tokens reaches about 0.70 (0.73 at 32 tokens). At 5e-5, or with 400 reviews, it stays at the majority class.
   assert results["best"]["accuracy"] > 0.65
 
 
