@@ -140,9 +140,10 @@ def test_losses_over_cached_outputs_match_the_live_teacher(dtype, rtol, attentio
                  teacher_layers=teacher_cache.cached_layer_map(LAYER_MAP))
       for term in ("embedding", "hidden", "attention"):
         np.testing.assert_allclose(got[term], expected[term], rtol=rtol)
-      np.testing.assert_array_equal(prediction_loss(student_outputs["logits"], outputs["logits"]),
-                                    prediction_loss(student_outputs["logits"],
-                                                    teacher(features, training=False)["logits"]))
+      # Logits are cached in float32; the pass that filled the cache may have run other oneDNN kernels (1 ulp).
+      np.testing.assert_allclose(prediction_loss(student_outputs["logits"], outputs["logits"]),
+                                 prediction_loss(student_outputs["logits"],
+                                                 teacher(features, training=False)["logits"]), rtol=1e-6)
   first, _ = next(iter(dataset))
   with pytest.raises(ValueError, match="1 teacher layers for a layer map of 2"):
     loss(student(first, training=False), teacher(first, training=False), first["input_mask"], teacher_layers=[1])
