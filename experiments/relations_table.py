@@ -41,12 +41,12 @@ so an interrupted table resumes. Before a step starts, the script waits while an
 the same output (e.g. tinybert_table.py training the shared MiniLM teacher). Rows that need no teacher run first.
 The MiniLM teacher's logits are cached on disk (`--cache_teacher_outputs logits`, <task>/teacher_cache/, shared with
 tinybert_table.py's Hinton KD row); stage 1 of MiniLMv2 reads queries, keys and values, which the cache does not
-hold, so it runs the teacher at every step. Runs with the MPNet teacher compute every teacher's logits once per run,
-in memory (one forward pass over the 2,000 reviews each).
+hold, so it runs the teacher at every step. The rows with MPNet keep each teacher's logits table in the same folder
+(`teacher_logits-<fingerprint>.npy`): MPNet's pass over the 2,000 reviews is made once, by the first such run.
 
 Measured on 2 AMD EPYC cores shared with another training run (load 3-4), one thread per run: the general student
-24 min (bfloat16, 600 steps); each student row 10-11 min; the MPNet rows 16 min, of which 4-5 min are MPNet's pass
-over the reviews (repeated by every run: those logits are not kept on disk); the MiniLM teacher about 10 min.
+24 min (bfloat16, 600 steps); each student row 10-11 min; the MPNet rows 16 min when they computed MPNet's logits
+themselves, 4-5 min of which was MPNet's pass over the reviews; the MiniLM teacher about 10 min.
 
 Dev is the best epoch's (selected on itself); test is the same checkpoint's. Results go to
 experiments/results/relations_table.{md,json}: the table over every finished run on disk, the teachers' own scores,
@@ -114,9 +114,11 @@ def row_args(paths, threads):
   minilm_teacher = {"teacher_config_path": os.path.join(minilm, "config.json"), "teacher_ckpt_path": minilm,
                     "cache_teacher_outputs": "logits", "teacher_cache_dir": paths["cache"]}
   prediction_only = dict(general, distill_stage="prediction", prediction_epochs=SETTINGS["epochs"])
-  # The general student's folder holds no vocab, so run_finetuning.py would take the first one beside a teacher and
-  # refuse MPNet's for the student's data: the rows with MPNet name the student's vocab.
-  mpnet_rows = dict(prediction_only, vocab_file=os.path.join(assets.minilm_dir(), "vocab.txt"))
+  # The general student's folder holds no vocab and MPNet's is not the student data's: the rows with MPNet name the
+  # student's vocab. Each teacher's logits table is kept in the task's teacher cache, so MPNet runs over the reviews
+  # once for every row and seed.
+  mpnet_rows = dict(prediction_only, vocab_file=os.path.join(assets.minilm_dir(), "vocab.txt"),
+                    cache_teacher_outputs="logits", teacher_cache_dir=paths["cache"])
   return {
       "trained alone": dict(student, epochs=SETTINGS["epochs"]),
       "MiniLMv2 general + task KD": dict(general, **minilm_teacher, intermediate_loss="minilmv2",
@@ -171,8 +173,8 @@ def run_rows(rows, seeds, paths, threads, step):
   minilm_dir = assets.minilm_dir()
   table._prepare(TASK, SETTINGS, minilm_dir, paths["data"], step)
   if any(row != "trained alone" for row in rows):
-    # MiniLMv2 has no layer map, but run_pretraining.py checks --layer_map whatever the loss, and its default
-    # (uniform) cannot map 6 layers onto 4: the table's map is given, and not used.
+    # MiniLMv2 reads no layer map (run_pretraining.py reads --layer_map for --init_from_teacher only); the table's map
+    # is passed as when the general student was made, and is not used.
     table.run_general(dict(SETTINGS, general=dict(SETTINGS["general"], dtype=GENERAL_DTYPE)), paths["out"],
                       "MiniLM-L6-H384", minilm_dir, os.path.join(ROOT, STUDENT_CONFIG), LAYER_MAP, threads, step,
                       folder=GENERAL_FOLDER,

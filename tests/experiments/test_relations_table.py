@@ -106,7 +106,7 @@ def test_every_row_from_nothing_runs_in_order_with_its_flags(bench):
       "batch_size": "32", "epochs": "1", "steps_per_epoch": "600", "steps_per_loop": "25", "warmup_steps": "60",
       "learning_rate": "0.0003", "seed": "1", "save_checkpoint_steps": "100", "init_embeddings_from_teacher": "true",
       "dtype": "bfloat16", "intermediate_loss": "minilmv2", "relation_heads": "12",
-      "layer_map": "2,3,5,6"}  # Unused by MiniLMv2, but run_pretraining.py's default cannot map 6 layers onto 4.
+      "layer_map": "2,3,5,6"}  # Unused by MiniLMv2.
   mpnet_data = bench.calls[11][1]
   assert mpnet_data == dict(data, vocab_path=f"{mpnet}/vocab.txt", output_dir=p["data_mpnet"])
   mpnet_teacher = bench.calls[10][1]  # tinybert_table.py --teacher mpnet's command: all reviews, bfloat16.
@@ -129,9 +129,11 @@ def test_every_row_from_nothing_runs_in_order_with_its_flags(bench):
       "h6_minilmv2_seed1": dict(general_student, **minilm_teacher, intermediate_loss="minilmv2", relation_heads="12",
                                 intermediate_epochs="3", prediction_epochs="3"),
       "h6_kd_minilm_seed1": dict(prediction, **minilm_teacher),
-      "h6_kd_mpnet_seed1": dict(prediction, vocab_file=f"{minilm}/vocab.txt", teacher_config_path=f"{mpnet_teacher_dir}/config.json",
+      "h6_kd_mpnet_seed1": dict(prediction, vocab_file=f"{minilm}/vocab.txt", cache_teacher_outputs="logits",
+                                teacher_cache_dir=p["cache"], teacher_config_path=f"{mpnet_teacher_dir}/config.json",
                                 teacher_ckpt_path=mpnet_teacher_dir, teacher_data_dir=p["data_mpnet"]),
-      "h6_kd_both_seed1": dict(prediction, vocab_file=f"{minilm}/vocab.txt", teacher_config_path=f"{teacher}/config.json,{mpnet_teacher_dir}/config.json",
+      "h6_kd_both_seed1": dict(prediction, vocab_file=f"{minilm}/vocab.txt", cache_teacher_outputs="logits",
+                               teacher_cache_dir=p["cache"], teacher_config_path=f"{teacher}/config.json,{mpnet_teacher_dir}/config.json",
                                teacher_ckpt_path=f"{teacher},{mpnet_teacher_dir}", teacher_weights="0.5,0.5",
                                teacher_data_dir=f",{p['data_mpnet']}"),
   }
