@@ -193,5 +193,18 @@ def cache_teacher_outputs(teacher: Callable, dataset: tf.data.Dataset, layer_map
   if storage == "memory":
     return with_outputs.cache().map(unpack)
   files.ensure_writable_dir(storage, "teacher cache folder")
-  fingerprint = teacher_fingerprint(teacher, _CACHE_FORMAT, what, layer_map, dtype.name, cache_key, "packed-keys")
-  return with_outputs.cache(os.path.join(storage, f"teacher_outputs-{fingerprint}")).map(unpack)
+  return with_outputs.cache(cache_prefix(teacher, storage, what, layer_map, dtype, cache_key)).map(unpack)
+
+
+def cache_prefix(teacher: tf.Module, storage: str, what: Sequence[str], layer_map: Sequence[int] | None = None,
+                 dtype: tf.DType = tf.float16, cache_key: str = "") -> str:
+  """The files' prefix of `cache_teacher_outputs(teacher, ..., layer_map, what, storage, dtype, cache_key)` in the
+  folder `storage`: `teacher_outputs-<fingerprint>`."""
+  fingerprint = teacher_fingerprint(teacher, _CACHE_FORMAT, tuple(what), list(layer_map or []), dtype.name,
+                                    cache_key, "packed-keys")
+  return os.path.join(storage, f"teacher_outputs-{fingerprint}")
+
+
+def is_complete(prefix: str) -> bool:
+  """Whether the folder cache at `prefix` holds a whole pass (tf.data writes its index only when a pass ends)."""
+  return os.path.isfile(prefix + ".index")
