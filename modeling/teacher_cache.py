@@ -35,6 +35,10 @@ anything is written.
 
 The cached `hidden_states` and `attention_logits` hold only the mapped layers, in student order, so a loss over
 them takes the layer map `cached_layer_map(layer_map)` = 1..M in place of `layer_map`.
+
+Folder caches are named by `cache_prefix` (a fingerprint of the teacher's weights, what is cached and the data) and
+are whole once `is_complete`; stage 1 of task distillation caches the logits too, so that stage 2 reads them from
+its files instead of running the teacher again (`modeling.task_distillation.train_dataset`).
 """
 
 import hashlib
