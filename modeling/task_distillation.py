@@ -28,7 +28,8 @@ from modeling.schedules import LinearSchedule
 
 STAGES = ("finetune", "intermediate", "prediction")
 CACHE_CHOICES = ("none", "logits", "all")
-_CACHED_PARTS = {"prediction": ("logits",), "intermediate": ("hidden", "attention")}
+# Stage 1 also keeps the logits (a few bytes an example), so that stage 2 can read them from its files.
+_CACHED_PARTS = {"prediction": ("logits",), "intermediate": ("logits", "hidden", "attention")}
 
 # Checkpoints save the input position, and with it the shuffle buffer of cached stage-1 batches (hidden states and
 # attention logits): the buffer is capped at this many bytes, or it would hold, and save, the whole cache.
@@ -53,8 +54,9 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                      "--gold_label_weight (default: --gold_label_weight throughout).", flag_values=flag_values)
   flags.DEFINE_enum("cache_teacher_outputs", "none", list(CACHE_CHOICES),
                     "Compute the frozen teacher's outputs once and reuse them in later epochs: 'logits' for stage 2, "
-                    "'all' adds the mapped hidden states and attention logits for stage 1 (large: see README). "
-                    "Batches are then shuffled as whole batches.", flag_values=flag_values)
+                    "'all' adds the mapped hidden states and attention logits for stage 1 (large: see README), whose "
+                    "cached batches are shuffled whole. With --teacher_cache_dir, stage 2 of 'all' reads the logits "
+                    "from stage 1's files instead of running the teacher again.", flag_values=flag_values)
   flags.DEFINE_string("teacher_cache_dir", None, "Folder for the teacher-output cache (default: in memory).",
                       flag_values=flag_values)
   flags.DEFINE_bool("augmented_data", False, "Also train on the data folder's train_augmented.tfrecord (from "
@@ -278,9 +280,20 @@ def train_dataset(train_file: str | Sequence[str], stage: str, *, max_seq_length
   # The cache replays its first pass, so the pass it records must be in file order: shuffling comes after it. The
   # last batch keeps the remainder of the file, so that every example has its teacher outputs.
   ordered = records.make_dataset(train_files, max_seq_length, batch_size, label_dtype=label_dtype)
-  cached = teacher_cache.cache_teacher_outputs(
-      teacher, ordered, layer_map, what, storage=cache_dir or "memory",
-      cache_key="-".join([records.sha256_file(path) for path in train_files] + [str(batch_size)]))
+  cache_key = "-".join([records.sha256_file(path) for path in train_files] + [str(batch_size)])
+  stage_one = (teacher_cache.cache_prefix(teacher, cache_dir, _CACHED_PARTS["intermediate"], layer_map,
+                                          cache_key=cache_key)
+               if stage == "prediction" and cache == "all" and cache_dir and layer_map else None)
+  if stage_one and teacher_cache.is_complete(stage_one):
+    # Stage 1 of this run (or of an earlier one on the same teacher and data) left the teacher's logits on disk:
+    # one read of its files replaces the teacher's pass, and the logits alone stay in memory.
+    logging.info("[prediction] teacher logits read from stage 1's cache %s", stage_one)
+    cached = teacher_cache.cache_teacher_outputs(
+        teacher, ordered, layer_map, _CACHED_PARTS["intermediate"], storage=cache_dir, cache_key=cache_key)
+    cached = cached.map(lambda features, labels, outputs: (features, labels, {"logits": outputs["logits"]})).cache()
+  else:
+    cached = teacher_cache.cache_teacher_outputs(teacher, ordered, layer_map, what, storage=cache_dir or "memory",
+                                                 cache_key=cache_key)
   num_batches = -(-num_examples // batch_size)
   if stage == "intermediate":
     # Its losses do not use the labels, and its cached outputs are large: whole cached batches are shuffled, then

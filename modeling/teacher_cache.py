@@ -35,6 +35,10 @@ anything is written.
 
 The cached `hidden_states` and `attention_logits` hold only the mapped layers, in student order, so a loss over
 them takes the layer map `cached_layer_map(layer_map)` = 1..M in place of `layer_map`.
+
+Folder caches are named by `cache_prefix` (a fingerprint of the teacher's weights, what is cached and the data) and
+are whole once `is_complete`; stage 1 of task distillation caches the logits too, so that stage 2 reads them from
+its files instead of running the teacher again (`modeling.task_distillation.train_dataset`).
 """
 
 import hashlib
@@ -193,5 +197,18 @@ def cache_teacher_outputs(teacher: Callable, dataset: tf.data.Dataset, layer_map
   if storage == "memory":
     return with_outputs.cache().map(unpack)
   files.ensure_writable_dir(storage, "teacher cache folder")
-  fingerprint = teacher_fingerprint(teacher, _CACHE_FORMAT, what, layer_map, dtype.name, cache_key, "packed-keys")
-  return with_outputs.cache(os.path.join(storage, f"teacher_outputs-{fingerprint}")).map(unpack)
+  return with_outputs.cache(cache_prefix(teacher, storage, what, layer_map, dtype, cache_key)).map(unpack)
+
+
+def cache_prefix(teacher: tf.Module, storage: str, what: Sequence[str], layer_map: Sequence[int] | None = None,
+                 dtype: tf.DType = tf.float16, cache_key: str = "") -> str:
+  """The files' prefix of `cache_teacher_outputs(teacher, ..., layer_map, what, storage, dtype, cache_key)` in the
+  folder `storage`: `teacher_outputs-<fingerprint>`."""
+  fingerprint = teacher_fingerprint(teacher, _CACHE_FORMAT, tuple(what), list(layer_map or []), dtype.name,
+                                    cache_key, "packed-keys")
+  return os.path.join(storage, f"teacher_outputs-{fingerprint}")
+
+
+def is_complete(prefix: str) -> bool:
+  """Whether the folder cache at `prefix` holds a whole pass (tf.data writes its index only when a pass ends)."""
+  return os.path.isfile(prefix + ".index")

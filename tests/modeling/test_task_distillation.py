@@ -1,5 +1,7 @@
 """The stage losses and the training data of task distillation, with and without the teacher-output cache."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -135,3 +137,44 @@ def test_plan_stages():
                                        intermediate_learning_rate=5e-3) == (("intermediate", 10, 5e-3),
                                                                             ("prediction", 3, 1e-3))
   assert task_distillation.plan_stages(True, "prediction", 3, 1e-3, prediction_epochs=2) == (("prediction", 2, 1e-3),)
+
+
+def test_stage_two_reads_the_logits_of_stage_one_files(tmp_path, teacher, logged):
+  """With `all` in a folder, stage 2 takes the logits from the files stage 1 completed: no teacher pass, no new file."""
+  model, config = teacher
+  train_file = _records(tmp_path / "train.tfrecord", 20)
+  cache_dir = str(tmp_path / "cache")
+
+  def dataset(stage):
+    return task_distillation.train_dataset(
+        train_file, stage, max_seq_length=SEQ, batch_size=8, label_dtype=tf.int64, num_examples=20, seed=1,
+        teacher=model, teacher_config=config, layer_map=[2, 4], cache="all", cache_dir=cache_dir)[0]
+
+  list(dataset("intermediate").take(6))  # Two epochs of 3 batches: stage 1's pass over the file is complete.
+  stage_one_files = sorted(os.listdir(cache_dir))
+  assert any(name.endswith(".index") for name in stage_one_files)
+  batches = list(dataset("prediction").take(3))
+  assert sorted(os.listdir(cache_dir)) == stage_one_files  # Read from stage 1's files; nothing new written.
+  assert len(logged("[prediction] teacher logits read from stage 1's cache")) == 1
+  for features, _, outputs in batches:
+    assert set(outputs) == {"logits"}
+    np.testing.assert_allclose(outputs["logits"], model(features, training=False)["logits"], atol=1e-5)
+  assert {int(i) for b in batches for i in b[0]["input_word_ids"][:, 1]} == set(range(10, 30))
+
+
+def test_stage_two_runs_the_teacher_when_stage_one_files_are_incomplete(tmp_path, teacher, logged):
+  model, config = teacher
+  train_file = _records(tmp_path / "train.tfrecord", 20)
+  cache_dir = str(tmp_path / "cache")
+
+  def dataset(stage):
+    return task_distillation.train_dataset(
+        train_file, stage, max_seq_length=SEQ, batch_size=8, label_dtype=tf.int64, num_examples=20, seed=1,
+        teacher=model, teacher_config=config, layer_map=[2, 4], cache="all", cache_dir=cache_dir)[0]
+
+  list(dataset("intermediate").take(1))  # Its shuffle buffer draws all 3 cached batches: the pass completes.
+  (index,) = [name for name in os.listdir(cache_dir) if name.endswith(".index")]
+  os.remove(os.path.join(cache_dir, index))  # As if stage 1 had stopped before the end of its first pass.
+  (features, _, outputs), = list(dataset("prediction").take(1))
+  assert not logged("[prediction] teacher logits read from stage 1's cache")
+  np.testing.assert_allclose(outputs["logits"], model(features, training=False)["logits"], atol=1e-5)

@@ -164,8 +164,12 @@ def test_help_lists_every_flag():
 
 
 def test_distillation_with_teacher_output_cache(setup, teacher):
-  out, _ = _distil(setup, teacher, "cached", "--epochs=2", "--learning_rate=1e-2", "--cache_teacher_outputs=all",
-                   "--export_dir=-")
+  cache = str(setup["dir"] / "cached_teacher")
+  out, log = _distil(setup, teacher, "cached", "--epochs=2", "--learning_rate=1e-2", "--cache_teacher_outputs=all",
+                     f"--teacher_cache_dir={cache}", "--export_dir=-")
+  # One teacher pass in all: stage 2 reads the logits from stage 1's files.
+  assert "[prediction] teacher logits read from stage 1's cache" in log
+  assert len([name for name in os.listdir(cache) if name.endswith(".index")]) == 1
   stages = _json(os.path.join(out, "training_summary.json"))["stages"]
   assert [s["stage"] for s in stages] == ["intermediate", "prediction"]
   for stage in stages:
