@@ -96,6 +96,12 @@ def _validate(f: flags.FlagValues) -> Settings:
                      steps_per_loop=f.steps_per_loop)
   temperature = schedules.parse_schedule("temperature", f.temperature, f.temperature_end, strict=True)
   gold_label_weight = schedules.parse_schedule("gold_label_weight", f.gold_label_weight, f.gold_label_weight_end)
+  if f.intermediate_prediction_weight < 0:
+    raise UserError(f"--intermediate_prediction_weight must be at least 0, got {f.intermediate_prediction_weight}")
+  stage_one = f.teacher_config_path and f.distill_stage in ("intermediate", "both")
+  if f.intermediate_prediction_weight and not stage_one:
+    raise UserError("--intermediate_prediction_weight adds to stage 1, which runs with a teacher and --distill_stage "
+                    "intermediate or both")
   if not 0 <= f.warmup_proportion < 1:
     raise UserError(f"--warmup_proportion must be in [0, 1), got {f.warmup_proportion}")
   student = cli.load_config_flag("config_path", f.config_path)
@@ -141,7 +147,7 @@ def _validate(f: flags.FlagValues) -> Settings:
       runtime=cli.runtime_from_flags(f), teacher=load_config(teachers[0].config_path) if teachers else None,
       teachers=tuple(teachers), teacher_files=tuple(teacher_files), intermediate=intermediate,
       cache_teacher_outputs=f.cache_teacher_outputs, teacher_cache_dir=f.teacher_cache_dir, temperature=temperature,
-      gold_label_weight=gold_label_weight)
+      gold_label_weight=gold_label_weight, intermediate_prediction_weight=f.intermediate_prediction_weight)
   return Settings(config_path=f.config_path, ckpt_path=f.ckpt_path, teacher_ckpt_path=f.teacher_ckpt_path,
                   student=student, meta=meta, split_files=split_files, init_from_teacher=f.init_from_teacher,
                   init_layer_map=init_layer_map, training=run, export=export_settings)

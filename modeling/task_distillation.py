@@ -46,6 +46,10 @@ def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   flags.DEFINE_float("intermediate_learning_rate", None, "Learning rate of stage 1 (default: --learning_rate).",
                      flag_values=flag_values)
   flags.DEFINE_float("temperature", 1.0, "Softmax temperature of the prediction-layer loss.", flag_values=flag_values)
+  flags.DEFINE_float("intermediate_prediction_weight", 0.0, "Weight of the prediction-layer loss (the first "
+                     "teacher's soft targets) added to stage 1, which then trains the head too and is scored on dev "
+                     "after each epoch (0: stage 1 trains the intermediate layers only, as TinyBERT's).",
+                     flag_values=flag_values)
   flags.DEFINE_float("gold_label_weight", 0.0, "Weight of the gold-label loss added to stage 2 (0: soft targets "
                      "only).", flag_values=flag_values)
   flags.DEFINE_float("temperature_end", None, "Temperature at the end of stage 2, reached linearly from "
@@ -88,6 +92,7 @@ class TaskTraining:
   teacher_cache_dir: str | None
   temperature: LinearSchedule
   gold_label_weight: LinearSchedule
+  intermediate_prediction_weight: float = 0.0  # Stage 1's prediction-layer term (0: none).
 
 
 def gold_loss(logits: tf.Tensor, labels: tf.Tensor, regression: bool, has_unlabeled: bool = False) -> tf.Tensor:
@@ -117,7 +122,7 @@ def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = Non
                  temperature: float | LinearSchedule = 1.0, gold_label_weight: float | LinearSchedule = 0.0,
                  regression: bool = False, step: tf.Variable | None = None, total_steps: int = 1,
                  teacher_weights: Sequence[float] | None = None, has_unlabeled: bool = False,
-                 teacher_layers: Sequence[int] | None = None) -> Callable:
+                 teacher_layers: Sequence[int] | None = None, intermediate_prediction_weight: float = 0.0) -> Callable:
   """The `loss_fn(batch, training) -> terms` of one stage, for `modeling.training.TrainLoop`.
 
   Args:
@@ -137,6 +142,8 @@ def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = Non
     has_unlabeled: some rows carry no gold label (-1, augmented rows); the gold loss skips them.
     teacher_layers: stage `intermediate` with TinyBERT's loss: where the mapped teacher layers sit in the teacher
       outputs, as `train_dataset` returns it (None: the loss's own layer map, for a teacher run at every step).
+    intermediate_prediction_weight: stage `intermediate`: weight of the prediction-layer term `prediction` (the
+      teacher's soft targets at the temperature) added to its `total` (0: none).
 
   A schedule that changes is logged as the terms `temperature` and `gold_label_weight`.
   """
@@ -149,11 +156,17 @@ def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = Non
       loss = gold_loss(outputs["logits"], labels, regression, has_unlabeled)
       return {"total": loss, "gold": loss}
     teacher_outputs = batch[2] if len(batch) == 3 else teacher(features, training=False)
+    now = step if step is not None else 0
     if stage == "intermediate":
       if teacher_layers is not None:
-        return distillation(outputs, teacher_outputs, features["input_mask"], teacher_layers=teacher_layers)
-      return distillation(outputs, teacher_outputs, features["input_mask"])
-    now = step if step is not None else 0
+        terms = distillation(outputs, teacher_outputs, features["input_mask"], teacher_layers=teacher_layers)
+      else:
+        terms = distillation(outputs, teacher_outputs, features["input_mask"])
+      if intermediate_prediction_weight:
+        terms = dict(terms, prediction=losses.prediction_loss(outputs["logits"], teacher_outputs["logits"],
+                                                              temperature(now), regression))
+        terms["total"] = terms["total"] + intermediate_prediction_weight * terms["prediction"]
+      return terms
     t, gold_weight = temperature(now), gold_label_weight(now)
     if "teacher_logits" in teacher_outputs:
       targets = losses.average_soft_targets(tf.unstack(teacher_outputs["teacher_logits"], axis=1), teacher_weights,
@@ -175,11 +188,12 @@ def make_loss_fn(stage: str, student: TaskModel, teacher: TaskModel | None = Non
   return loss_fn
 
 
-def stage_variables(stage: str, student: TaskModel, distillation: losses.IntermediateDistillation | None = None):
+def stage_variables(stage: str, student: TaskModel, distillation: losses.IntermediateDistillation | None = None,
+                    trains_head: bool = False):
   """What one stage checkpoints besides the optimizer, and the function giving the variables it trains.
 
-  Stage `intermediate` trains the encoder variables its loss reaches (`intermediate_variables`) and W_h; the others
-  the whole model.
+  Stage `intermediate` trains the encoder variables its loss reaches (`intermediate_variables`) and W_h, or with
+  `trains_head` (a prediction-layer term in its loss) the whole model and W_h; the others the whole model.
 
   Returns:
     `(checkpoint_objects, variables_fn)` for `modeling.training.TrainLoop`.
@@ -187,6 +201,8 @@ def stage_variables(stage: str, student: TaskModel, distillation: losses.Interme
   objects = student.checkpoint_objects()
   if stage == "intermediate":
     objects["projection"] = distillation
+    if trains_head:
+      return objects, lambda: student.trainable_variables + distillation.trainable_variables
     trained = intermediate_variables(student.encoder, distillation)
     return objects, lambda: trained
   return objects, lambda: student.trainable_variables
@@ -385,7 +401,8 @@ def train_stage(t: TaskTraining, strategy: tf.distribute.Strategy, stage: str, e
                                         t.runtime.dtype, t.weight_decay)
   if t.intermediate and t.intermediate.needs_qkv:
     set_expose_qkv(student, stage == "intermediate")  # Before the stage's step is traced.
-  objects, variables_fn = stage_variables(stage, student, distillation)
+  trains_head = stage != "intermediate" or t.intermediate_prediction_weight > 0
+  objects, variables_fn = stage_variables(stage, student, distillation, trains_head=trains_head)
   final = stage == t.stages[-1][0]
   loop = training.TrainLoop(
       strategy=strategy, variables_fn=variables_fn, optimizer=optimizer, dataset=dataset, checkpoint_objects=objects,
@@ -393,7 +410,7 @@ def train_stage(t: TaskTraining, strategy: tf.distribute.Strategy, stage: str, e
           stage, student, teacher, distillation if stage == "intermediate" else None, temperature=t.temperature,
           gold_label_weight=t.gold_label_weight, regression=t.regression, step=optimizer.iterations,
           total_steps=total_steps, teacher_weights=[spec.weight for spec in t.teachers], has_unlabeled=t.augmented,
-          teacher_layers=teacher_layers),
+          teacher_layers=teacher_layers, intermediate_prediction_weight=t.intermediate_prediction_weight),
       output_dir=t.output_dir if final else os.path.join(t.output_dir, stage), global_batch_size=t.batch_size,
       steps_per_loop=min(t.runtime.steps_per_loop, steps_per_epoch),
       save_checkpoint_steps=t.runtime.save_checkpoint_steps, keep_checkpoint_max=t.runtime.keep_checkpoint_max,
@@ -403,10 +420,12 @@ def train_stage(t: TaskTraining, strategy: tf.distribute.Strategy, stage: str, e
                learning_rate, f", resuming at step {resumed}" if resumed else "")
   for epoch in range(1, epochs + 1):
     loop.run(epoch * steps_per_epoch, total_steps)
-    if stage != "intermediate":  # Stage 1 trains no head, so dev scores would mean nothing.
+    if trains_head:  # Stage 1 alone trains no head, so its dev scores would mean nothing.
       evaluator.after_epoch(stage, epoch, loop.step)
   entry = {"stage": stage, "epochs": epochs, "steps": loop.step, "final_losses": loop.final_losses,
            "learning_rate": learning_rate, "history": loop.history, "steps_per_epoch": steps_per_epoch}
+  if stage == "intermediate" and t.intermediate_prediction_weight:
+    entry["prediction_weight"] = t.intermediate_prediction_weight
   if stage == "prediction":
     entry.update(temperature=[t.temperature.start, t.temperature.end if t.temperature.end is not None
                               else t.temperature.start],

@@ -97,6 +97,32 @@ def test_stage_losses(teacher):
   assert prediction["total"].numpy() == pytest.approx(expected_total, rel=1e-5)
 
 
+def test_stage_one_with_a_prediction_term_trains_the_head(teacher):
+  from modeling.losses import IntermediateDistillation
+  model, config = teacher
+  tf.random.set_seed(2)
+  student = build_task_model(config, 2)
+  distillation = IntermediateDistillation(config.hidden_size, config.hidden_size, [1, 2, 3, 4])
+  features = {"input_word_ids": tf.constant([[2, 11, 3, 0]]), "input_mask": tf.constant([[1, 1, 1, 0]]),
+              "input_type_ids": tf.zeros([1, 4], tf.int32)}
+  batch = (features, tf.constant([1]))
+  alone = task_distillation.make_loss_fn("intermediate", student, model, distillation)(batch, False)
+  joint = task_distillation.make_loss_fn("intermediate", student, model, distillation, temperature=2.0,
+                                         intermediate_prediction_weight=0.5)(batch, False)
+  assert "prediction" not in alone
+  logits = student(features, training=False)["logits"].numpy()[0]
+  teacher_logits = model(features, training=False)["logits"].numpy()[0]
+  soft = np.exp(teacher_logits / 2) / np.exp(teacher_logits / 2).sum()
+  assert float(joint["prediction"]) == pytest.approx(-(soft * (logits / 2 - np.log(np.exp(logits / 2).sum()))).sum(),
+                                                     rel=1e-5)
+  assert float(joint["total"]) == pytest.approx(float(alone["total"]) + 0.5 * float(joint["prediction"]), rel=1e-5)
+  head = {v.ref() for v in student.head.trainable_variables}
+  _, stage_one = task_distillation.stage_variables("intermediate", student, distillation)
+  _, with_head = task_distillation.stage_variables("intermediate", student, distillation, trains_head=True)
+  assert not head & {v.ref() for v in stage_one()}
+  assert head <= {v.ref() for v in with_head()} and len(with_head()) == len(student.trainable_variables)
+
+
 def test_gold_loss_skips_rows_without_a_label():
   logits = np.array([[1.0, -1.0], [0.5, 2.0], [3.0, 0.0]], np.float32)
   labels = np.array([1, -1, 0])

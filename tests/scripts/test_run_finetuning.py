@@ -166,7 +166,7 @@ def test_help_lists_every_flag():
 def test_distillation_with_teacher_output_cache(setup, teacher):
   cache = str(setup["dir"] / "cached_teacher")
   out, log = _distil(setup, teacher, "cached", "--epochs=2", "--learning_rate=1e-2", "--cache_teacher_outputs=all",
-                     f"--teacher_cache_dir={cache}", "--export_dir=-")
+                     f"--teacher_cache_dir={cache}", "--export_dir=-", "--intermediate_prediction_weight=0.5")
   # One teacher pass in all: stage 2 reads the logits from stage 1's files.
   assert "[prediction] teacher logits read from stage 1's cache" in log
   assert len([name for name in os.listdir(cache) if name.endswith(".index")]) == 1
@@ -175,6 +175,11 @@ def test_distillation_with_teacher_output_cache(setup, teacher):
   for stage in stages:
     assert all(np.isfinite(v) for v in stage["final_losses"].values())
     assert stage["steps"] == 2 * 256 // 16
+  # Stage 1 with a prediction term (the teacher's logits from the cache) trains the head and is scored on dev.
+  assert stages[0]["prediction_weight"] == 0.5 and "prediction" in stages[0]["final_losses"]
+  epochs = _json(os.path.join(out, "eval_results.json"))["epochs"]
+  assert [(e["stage"], e["epoch"]) for e in epochs] == [("intermediate", 1), ("intermediate", 2), ("prediction", 1),
+                                                        ("prediction", 2)]
 
 
 _WORDS = ["good", "great", "fine", "bad", "dull", "awful", "movie", "plot", "the", "a", "cast", "was"]
@@ -400,6 +405,8 @@ def test_augmented_rows_train_on_teacher_targets_only(setup, teacher):
     ("first_teacher_dir", "--teacher_data_dir: the first teacher also teaches stage 1"),
     ("heads", "--intermediate_loss=tinybert compares attention heads one to one"),
     ("minilm_cache", "--cache_teacher_outputs=all caches TinyBERT's layers"),
+    ("joint_negative", "--intermediate_prediction_weight must be at least 0"),
+    ("joint_no_stage_one", "--intermediate_prediction_weight adds to stage 1"),
 ])
 def test_refusals(setup, teacher, tmp_path, case, message):
   d = setup["dir"]
@@ -457,4 +464,8 @@ def test_refusals(setup, teacher, tmp_path, case, message):
     args["config_path"] = tiny.write_config(d / "student_h4_refused.json", num_hidden_layers=2, num_attention_heads=4)
   elif case == "minilm_cache":
     args.update(intermediate_loss="minilm", cache_teacher_outputs="all")
+  elif case == "joint_negative":
+    args["intermediate_prediction_weight"] = -1
+  elif case == "joint_no_stage_one":
+    args.update(intermediate_prediction_weight=1, distill_stage="prediction")
   _assert_refused([f"--{k}={v}" for k, v in args.items()], message, tmp_path / "refused")
