@@ -31,9 +31,9 @@ def test_export_vocab_is_the_first_shipped_vocab_of_the_data(folders, logged):
 def test_no_shipped_vocab_of_the_data_means_an_export_of_token_ids(folders, logged):
   paths, meta = folders
   assert cli.export_vocab(None, meta, None, paths["teacher"]) is None
-  assert logged("the vocab beside the checkpoints") == [
-      f"the vocab beside the checkpoints ({paths['teacher']}/vocab.txt) is not the one the data was prepared with; "
-      "give --vocab_file for an export that takes text"]
+  want = (f"the vocab beside the checkpoints ({paths['teacher']}/vocab.txt) is not the one the data was prepared "
+          "with; give --vocab_file for an export that takes text")
+  assert logged("the vocab beside the checkpoints") == [want]
   assert cli.export_vocab(None, meta, None) is None
 
 
