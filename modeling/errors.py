@@ -32,12 +32,25 @@ def is_record_error(error: BaseException) -> bool:
   return isinstance(error, tf.errors.InvalidArgumentError) and bool(_PARSE_OP.search(str(error)))
 
 
+# tf.data's file cache (the teacher-output cache folder) refuses a prefix whose lockfile exists.
+_CACHE_LOCK = re.compile(r"cache lockfile already exists \('([^']+)'\)")
+
+
+def cache_lock_of(error: BaseException) -> str | None:
+  """The lockfile named by a tf.data cache's refusal to write a cache another iterator holds, or None."""
+  tf = sys.modules.get("tensorflow")
+  if tf is None or not isinstance(error, tf.errors.AlreadyExistsError):
+    return None
+  found = _CACHE_LOCK.search(str(error))
+  return found.group(1) if found else None
+
+
 def run_script(main: Callable[[], object]) -> None:
   """Runs a script's `main` under absl (flags parsed, `--flagfile` and `--help` handled).
 
-  Stray positional arguments are refused. Bad input (`UserError`, NaN losses included), corrupt records and
-  records that do not fit the schema end with one `error:` line on stderr and exit status 1; any other error keeps
-  its own message and traceback.
+  Stray positional arguments are refused. Bad input (`UserError`, NaN losses included), corrupt records, records
+  that do not fit the schema and a teacher-output cache locked by another run end with one `error:` line on stderr
+  and exit status 1; any other error keeps its own message and traceback.
   """
 
   def wrapped(argv):
@@ -50,6 +63,11 @@ def run_script(main: Callable[[], object]) -> None:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(1)
     except Exception as e:
+      lock = cache_lock_of(e)
+      if lock:
+        print(f"error: another run is writing the same teacher-output cache, or a run that was killed left its lock "
+              f"{lock}: wait for that run to finish, or delete the lockfile if none is running", file=sys.stderr)
+        sys.exit(1)
       if not is_record_error(e):
         raise
       message = str(getattr(e, "message", e)).strip().splitlines()[0]

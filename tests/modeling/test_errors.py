@@ -59,3 +59,17 @@ def test_other_invalid_argument_errors_keep_their_message(monkeypatch, capsys):
   with pytest.raises(tf.errors.InvalidArgumentError, match="reshape"):
     _run(shape_mismatch, monkeypatch)
   assert "prepare the data again" not in capsys.readouterr().err
+
+
+def test_a_locked_cache_names_the_lockfile(tmp_path, monkeypatch, capsys):
+  """A second run on the same cache files (or a stale lock of a killed run): one line naming the lockfile."""
+  prefix = str(tmp_path / "teacher_outputs-x")
+  lock = tmp_path / "teacher_outputs-x_0.lockfile"
+  lock.write_text("")
+
+  def read_cache():
+    list(tf.data.Dataset.range(3).cache(prefix))
+
+  line = _exit_line(read_cache, monkeypatch, capsys)
+  assert line == (f"error: another run is writing the same teacher-output cache, or a run that was killed left its "
+                  f"lock {lock}: wait for that run to finish, or delete the lockfile if none is running")
