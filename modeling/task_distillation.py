@@ -305,8 +305,8 @@ def train_dataset(train_file: str | Sequence[str], stage: str, *, max_seq_length
     # one read of its files replaces the teacher's pass, and the logits alone stay in memory.
     logging.info("[prediction] teacher logits read from stage 1's cache %s", stage_one)
     cached = teacher_cache.cache_teacher_outputs(
-        teacher, ordered, layer_map, _CACHED_PARTS["intermediate"], storage=cache_dir, cache_key=cache_key)
-    cached = cached.map(lambda features, labels, outputs: (features, labels, {"logits": outputs["logits"]})).cache()
+        teacher, ordered, layer_map, _CACHED_PARTS["intermediate"], storage=cache_dir, cache_key=cache_key,
+        keep=what).cache()
   else:
     cached = teacher_cache.cache_teacher_outputs(teacher, ordered, layer_map, what, storage=cache_dir or "memory",
                                                  cache_key=cache_key)

@@ -51,6 +51,7 @@ from modeling import files
 from modeling.errors import UserError
 
 CACHEABLE = ("logits", "hidden", "attention")
+_OUTPUT_NAMES = {"logits": "logits", "hidden": "hidden_states", "attention": "attention_logits"}  # Part -> output.
 _FLOAT16_MAX = 65504.0
 _CACHE_FORMAT = 2  # Part of the file fingerprint: version 1 stacked the layers, and its files do not fit.
 TeacherOutputs = dict[str, object]
@@ -143,7 +144,8 @@ def estimate_cache_bytes(num_examples: int, seq_length: int, *, num_labels: int 
 
 def cache_teacher_outputs(teacher: Callable, dataset: tf.data.Dataset, layer_map: Sequence[int] | None = None,
                           what: Sequence[str] = ("logits",), storage: str = "memory",
-                          dtype: tf.DType = tf.float16, cache_key: str = "") -> tf.data.Dataset:
+                          dtype: tf.DType = tf.float16, cache_key: str = "",
+                          keep: Sequence[str] | None = None) -> tf.data.Dataset:
   """Adds the teacher's outputs to every batch, computed in the first pass and read from the cache after it.
 
   Args:
@@ -158,6 +160,8 @@ def cache_teacher_outputs(teacher: Callable, dataset: tf.data.Dataset, layer_map
     dtype: storage dtype of hidden states and attention logits: float16 (the default; half the bytes of float32),
       bfloat16 (the same size, coarser) or float32 (exact); logits stay float32.
     cache_key: anything else that identifies the data, e.g. its file's sha256, for folder storage.
+    keep: the parts of `what` the returned batches carry (default: all); the others are dropped as they are read,
+      before any unpacking (stage 2 reading only the logits of stage 1's files).
 
   Returns:
     A dataset of `(features, labels, teacher_outputs)` in the order of `dataset`, where `teacher_outputs` holds
@@ -175,6 +179,7 @@ def cache_teacher_outputs(teacher: Callable, dataset: tf.data.Dataset, layer_map
   if ("hidden" in what or "attention" in what) and not layer_map:
     raise UserError("teacher cache: caching hidden states or attention logits needs the layer map")
   layer_map = list(layer_map or [])
+  kept = {_OUTPUT_NAMES[w] for w in (what if keep is None else keep)}
 
   num_heads = []  # The teacher's head count, known once `add_teacher_outputs` is traced (Dataset.map traces at once).
 
@@ -188,6 +193,7 @@ def cache_teacher_outputs(teacher: Callable, dataset: tf.data.Dataset, layer_map
     return features, labels, selected
 
   def unpack(features, labels, stored):
+    stored = {name: value for name, value in stored.items() if name in kept}
     if "attention_logits" in stored:
       stored = dict(stored, attention_logits=tuple(unpack_attention_logits(packed, features["input_mask"], num_heads[0])
                                                    for packed in stored["attention_logits"]))

@@ -33,11 +33,16 @@ def teacher():
   return model, config
 
 
-def _batches(train_file, stage, num_examples, teacher, cache, count, batch_size=8):
+def _dataset(train_file, stage, num_examples, teacher, cache, batch_size=8, cache_dir=None):
+  """`train_dataset` on the tiny teacher with layer map 2,4: `(dataset, loss layer map)`."""
   model, config = teacher
-  dataset, layer_map = task_distillation.train_dataset(
+  return task_distillation.train_dataset(
       train_file, stage, max_seq_length=SEQ, batch_size=batch_size, label_dtype=tf.int64, num_examples=num_examples,
-      seed=1, teacher=model, teacher_config=config, layer_map=[2, 4], cache=cache)
+      seed=1, teacher=model, teacher_config=config, layer_map=[2, 4], cache=cache, cache_dir=cache_dir)
+
+
+def _batches(train_file, stage, num_examples, teacher, cache, count, batch_size=8):
+  dataset, layer_map = _dataset(train_file, stage, num_examples, teacher, cache, batch_size)
   return list(dataset.take(count)), layer_map
 
 
@@ -167,14 +172,12 @@ def test_plan_stages():
 
 def test_stage_two_reads_the_logits_of_stage_one_files(tmp_path, teacher, logged):
   """With `all` in a folder, stage 2 takes the logits from the files stage 1 completed: no teacher pass, no new file."""
-  model, config = teacher
+  model, _ = teacher
   train_file = _records(tmp_path / "train.tfrecord", 20)
   cache_dir = str(tmp_path / "cache")
 
   def dataset(stage):
-    return task_distillation.train_dataset(
-        train_file, stage, max_seq_length=SEQ, batch_size=8, label_dtype=tf.int64, num_examples=20, seed=1,
-        teacher=model, teacher_config=config, layer_map=[2, 4], cache="all", cache_dir=cache_dir)[0]
+    return _dataset(train_file, stage, 20, teacher, "all", cache_dir=cache_dir)[0]
 
   list(dataset("intermediate").take(6))  # Two epochs of 3 batches: stage 1's pass over the file is complete.
   stage_one_files = sorted(os.listdir(cache_dir))
@@ -189,14 +192,12 @@ def test_stage_two_reads_the_logits_of_stage_one_files(tmp_path, teacher, logged
 
 
 def test_stage_two_runs_the_teacher_when_stage_one_files_are_incomplete(tmp_path, teacher, logged):
-  model, config = teacher
+  model, _ = teacher
   train_file = _records(tmp_path / "train.tfrecord", 20)
   cache_dir = str(tmp_path / "cache")
 
   def dataset(stage):
-    return task_distillation.train_dataset(
-        train_file, stage, max_seq_length=SEQ, batch_size=8, label_dtype=tf.int64, num_examples=20, seed=1,
-        teacher=model, teacher_config=config, layer_map=[2, 4], cache="all", cache_dir=cache_dir)[0]
+    return _dataset(train_file, stage, 20, teacher, "all", cache_dir=cache_dir)[0]
 
   list(dataset("intermediate").take(1))  # Its shuffle buffer draws all 3 cached batches: the pass completes.
   (index,) = [name for name in os.listdir(cache_dir) if name.endswith(".index")]
