@@ -24,7 +24,7 @@ from absl import flags, logging
 
 from modeling import cli, export, files, multi_teacher, records, schedules, task_distillation, tflite, training
 from modeling.checkpoints import restore_encoder
-from modeling.config import ModelConfig, load_config, save_config
+from modeling.config import POOLINGS, ModelConfig, save_config
 from modeling.encoders import set_expose_qkv
 from modeling.errors import UserError, run_script
 from modeling.evaluation import Evaluator
@@ -62,6 +62,12 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
   flags.DEFINE_float("weight_decay", 0.01, "AdamW weight decay (not applied to LayerNorm and biases).",
                      flag_values=flag_values)
   flags.DEFINE_integer("eval_batch_size", 64, "Batch size for dev and test prediction.", flag_values=flag_values)
+  flags.DEFINE_enum("pooling", "auto", ("auto",) + POOLINGS,
+                    "What the task head reads: 'first_token' (BERT's pooler on [CLS]), 'mean' (the mean of the last "
+                    "layer over the real tokens), or 'auto': the config's 'pooling' when it names one, else 'mean' "
+                    "for a student whose layers start from random weights (no --ckpt_path, and no layer copy by "
+                    "--init_from_teacher), whose [CLS] is the same vector for every input, and 'first_token' "
+                    "otherwise. Written into output_dir/config.json.", flag_values=flag_values)
   task_distillation.define_flags(flag_values)
   multi_teacher.define_flags(flag_values)
   cli.define_export_flags(flag_values)
@@ -134,6 +140,13 @@ def _validate(f: flags.FlagValues) -> Settings:
       raise UserError("--init_from_teacher needs --teacher_config_path")
     if f.ckpt_path:
       raise UserError("--init_from_teacher and --ckpt_path both set the student's starting weights; choose one")
+  pooling, why = _pooling(f, student, teachers[0].config if teachers else None)
+  student = student.replace(pooling=pooling)
+  logging.info("the student's head reads %s (%s)", "the mean of the last layer" if pooling == "mean"
+               else "the pooler on the first token", why)
+  if export.hf_dir_for(f.export_hf, f.output_dir) and pooling == "mean":
+    raise UserError(f"--export_hf: the student's head reads the mean of its last layer ({why}), and Hugging Face's "
+                    f"*ForSequenceClassification heads read the first token; pass --pooling=first_token to export it")
   export_settings = cli.export_from_flags(f, student, meta, f.data_dir, f.output_dir,
                                           (f.ckpt_path, teachers[0].ckpt_path if teachers else None))
   files.ensure_writable_dir(f.output_dir, "output_dir")
@@ -144,13 +157,27 @@ def _validate(f: flags.FlagValues) -> Settings:
       num_train_examples=sum(meta["num_examples"][split] for split in train_splits), augmented=f.augmented_data,
       regression=meta["task_type"] == "regression", max_seq_length=f.max_seq_length, batch_size=f.batch_size,
       eval_batch_size=f.eval_batch_size, warmup_proportion=f.warmup_proportion, weight_decay=f.weight_decay,
-      runtime=cli.runtime_from_flags(f), teacher=load_config(teachers[0].config_path) if teachers else None,
+      runtime=cli.runtime_from_flags(f), teacher=teachers[0].config if teachers else None,
       teachers=tuple(teachers), teacher_files=tuple(teacher_files), intermediate=intermediate,
       cache_teacher_outputs=f.cache_teacher_outputs, teacher_cache_dir=f.teacher_cache_dir, temperature=temperature,
       gold_label_weight=gold_label_weight, intermediate_prediction_weight=f.intermediate_prediction_weight)
   return Settings(config_path=f.config_path, ckpt_path=f.ckpt_path, teacher_ckpt_path=f.teacher_ckpt_path,
                   student=student, meta=meta, split_files=split_files, init_from_teacher=f.init_from_teacher,
                   init_layer_map=init_layer_map, training=run, export=export_settings)
+
+
+def _pooling(f: flags.FlagValues, student: ModelConfig, teacher: ModelConfig | None) -> tuple[str, str]:
+  """--pooling resolved: what the student's head reads (see the flag's help), and why."""
+  if f.pooling != "auto":
+    return f.pooling, f"--pooling={f.pooling}"
+  if student.pooling:
+    return student.pooling, f"the 'pooling' of {student.source}"
+  copies_layers = f.init_from_teacher and teacher is not None and teacher.hidden_size == student.hidden_size
+  if copies_layers:  # The student takes the teacher's layers and head, so it reads what the teacher's head read.
+    return teacher.head_pooling, "--pooling=auto, as the teacher whose layers it copies"
+  if f.ckpt_path:
+    return "first_token", "--pooling=auto, for a student that starts from --ckpt_path"
+  return "mean", "--pooling=auto, for a student whose layers start from random weights"
 
 
 def main():
@@ -164,7 +191,7 @@ def main():
       logging.info("student encoder: %s", restore_encoder(student.encoder, s.student, s.ckpt_path))
     teachers = []
     for spec in run.teachers:
-      teacher = build_task_model(load_config(spec.config_path), s.meta["num_labels"])
+      teacher = build_task_model(spec.config, s.meta["num_labels"])
       logging.info("teacher: %s", teacher.restore(spec.ckpt_path, "--teacher_ckpt_path"))
       teacher.trainable = False
       teachers.append(teacher)

@@ -108,7 +108,8 @@ def row_args(paths, threads):
   """{row: the run_finetuning.py flags of its runs, without output_dir and seed}."""
   student = dict(threads, task_name=TASK, data_dir=paths["data"], max_seq_length=SETTINGS["seq"][TASK],
                  batch_size=SETTINGS["batch"], export_dir="-", config_path=os.path.join(ROOT, STUDENT_CONFIG),
-                 learning_rate=table.STUDENT_LEARNING_RATE, steps_per_loop=table.STUDENT_STEPS_PER_LOOP)
+                 learning_rate=table.STUDENT_LEARNING_RATE, steps_per_loop=table.STUDENT_STEPS_PER_LOOP,
+                 pooling="first_token")  # The table's runs predate --pooling=auto; every row reads [CLS].
   general = dict(student, ckpt_path=paths["general"])
   minilm, mpnet = paths["minilm_teacher"], paths["mpnet_teacher"]
   minilm_teacher = {"teacher_config_path": os.path.join(minilm, "config.json"), "teacher_ckpt_path": minilm,

@@ -240,8 +240,21 @@ def finished_runs(task_dir, key):
   return dict(sorted(runs.items()))
 
 
+def row_pooling(row, pooling):
+  """What the student's head reads in `row` under `--pooling`: `auto` resolves as run_finetuning.py does for this
+  table's students (narrower than the teacher): the first token from the general student, else the mean."""
+  if pooling != "auto":
+    return pooling
+  return "first_token" if row in GENERAL_ROWS else "mean"
+
+
+def run_key(row, pooling):
+  """The run folders' stem of `row`: its short key, plus `_mean` when its head reads the mean."""
+  return ROW_KEYS[row] + ("_mean" if row_pooling(row, pooling) == "mean" else "")
+
+
 def run_task(task, seeds, settings, out, general_student, teacher_dir, student_config, layer_map, threads, rows,
-             step):
+             step, pooling="auto"):
   """Runs the selected rows of `task` (the steps skip what is done); returns the finished runs' results.
 
   Returns:
@@ -282,11 +295,12 @@ def run_task(task, seeds, settings, out, general_student, teacher_dir, student_c
   args_of = {row: make_args() for row, make_args in runs.items() if row in rows}
   for seed in seeds:  # Seed by seed, so that a first complete table comes early.
     for row, args in args_of.items():
-      folder = os.path.join(task_dir, f"{ROW_KEYS[row]}_seed{seed}")
-      step(f"{task}: {row}, seed {seed}", "run_finetuning.py", dict(args, output_dir=folder, seed=seed),
+      folder = os.path.join(task_dir, f"{run_key(row, pooling)}_seed{seed}")
+      step(f"{task}: {row}, seed {seed}", "run_finetuning.py",
+           dict(args, output_dir=folder, seed=seed, pooling=row_pooling(row, pooling)),
            os.path.join(folder, "training_summary.json"))
   result = {"metric": _metric(data), "scores": {}, "minutes": {}, "seeds": {}}
-  found = {row: finished_runs(task_dir, ROW_KEYS[row]) for row in runs}
+  found = {row: finished_runs(task_dir, run_key(row, pooling)) for row in runs}
   if os.path.exists(os.path.join(teacher, "eval_results.json")):
     found = {"teacher": {TEACHER_SEED: teacher}} | found
   for row, by_seed in found.items():
@@ -387,9 +401,11 @@ def plot(results, path, title):
   plt.close(fig)
 
 
-def results_stem(teacher):
-  """File name stem of the results: MiniLM keeps the table's original name."""
-  return "tinybert_table" if teacher == "minilm" else f"tinybert_table_{teacher}"
+def results_stem(teacher, pooling="first_token"):
+  """File name stem of the results: MiniLM keeps the table's original name; `--pooling` other than the first token
+  adds its name (the table of the original runs was made with first-token heads)."""
+  stem = "tinybert_table" if teacher == "minilm" else f"tinybert_table_{teacher}"
+  return stem if pooling == "first_token" else f"{stem}_{pooling}"
 
 
 def parse_args(argv=None):
@@ -403,6 +419,10 @@ def parse_args(argv=None):
                       help="comma-separated rows (names or keys) to run now; the table shows every finished run")
   parser.add_argument("--output_dir", default=os.path.join(ROOT, "experiments_output"),
                       help="runs go to <output_dir>/<scale>[_<teacher>] (MiniLM: no suffix)")
+  parser.add_argument("--pooling", choices=("auto", "first_token", "mean"), default="auto",
+                      help="run_finetuning.py's --pooling for the student rows; auto: mean for the rows that start "
+                      "from random weights, the first token from the general student. Runs whose head reads the "
+                      "mean live in <key>_mean_seed<N>, the others in <key>_seed<N>")
   add_run_arguments(parser)
   return parser.parse_args(argv)
 
@@ -442,7 +462,7 @@ def main(argv=None):
   if not args.report_only and any(row in rows for row in GENERAL_ROWS):
     run_general(settings, out, teacher_name, teacher_dir, student_config, layer_map, threads, step)
   results = {task: run_task(task, seeds, settings, out, general_student, teacher_dir, student_config, layer_map,
-                            threads, rows, step)
+                            threads, rows, step, args.pooling)
              for task in tasks}
   params = {row: pipeline.encoder_params(student_config) for row in ROWS}
   params["teacher"] = pipeline.encoder_params(teacher_config)
@@ -462,11 +482,12 @@ def main(argv=None):
           f"{TEACHER_SEED}).{general_note} "
           f"{'Rebuilt from the finished runs' if args.report_only else f'{(time.time() - start) / 60:.0f} min'}. "
           f"Command: `python3 experiments/tinybert_table.py --teacher {args.teacher} --scale {args.scale} "
-          f"--seeds {args.seeds} --tasks {','.join(tasks)} --rows {','.join(ROW_KEYS[r] for r in rows)}`.")
+          f"--seeds {args.seeds} --tasks {','.join(tasks)} --rows {','.join(ROW_KEYS[r] for r in rows)}"
+          f"{'' if args.pooling == 'auto' else f' --pooling {args.pooling}'}`.")
   compute = format_compute(results, general_minutes)
   report = f"{title}\n\n{table}\n\n{note}\n\nTraining time (wall clock, from training_summary.json):\n\n{compute}\n"
   print("\n" + report)
-  stem = os.path.join(args.results_dir, results_stem(args.teacher))
+  stem = os.path.join(args.results_dir, results_stem(args.teacher, args.pooling))
   os.makedirs(args.results_dir, exist_ok=True)
   with files.atomic_path(stem + ".md") as tmp, open(tmp, "w") as f:
     f.write(report)

@@ -186,6 +186,32 @@ def load_config_flag(flag: str, path: str) -> config_lib.ModelConfig:
     raise UserError(f"--{flag}: {e}") from None
 
 
+def with_recorded_pooling(config: config_lib.ModelConfig, ckpt_path: str, flag: str) -> config_lib.ModelConfig:
+  """`config` with the head pooling that the run which wrote `ckpt_path` recorded in its config.json.
+
+  run_finetuning.py writes the pooling it trained with (`--pooling`) into output_dir/config.json; a teacher given
+  as that folder (or a checkpoint under it) with another config file must read its head the same way.
+
+  Raises:
+    UserError: `config` names another pooling than the one recorded.
+  """
+  folder = ckpt_path if os.path.isdir(ckpt_path) else os.path.dirname(os.path.dirname(ckpt_path))
+  recorded_path = os.path.join(folder, "config.json")
+  if not os.path.isfile(recorded_path):
+    return config
+  try:
+    recorded = config_lib.load_config(recorded_path).pooling
+  except UserError:
+    return config  # Not this project's record (the config file's own checks speak for it).
+  if recorded is None or recorded == config.pooling:
+    return config
+  if config.pooling is not None:
+    raise UserError(f"--{flag} {ckpt_path} was trained with pooling {recorded!r} ({recorded_path}), but the config "
+                    f"{config.source} says {config.pooling!r}")
+  logging.info("%s: the head reads pooling %r, as recorded in %s", ckpt_path, recorded, recorded_path)
+  return config.replace(pooling=recorded)
+
+
 def check_pair(student: config_lib.ModelConfig, teacher: config_lib.ModelConfig, max_seq_length: int,
                flag_values: flags.FlagValues, same_tokens: bool = True,
                intermediate: bool = True) -> relation_losses.IntermediateLoss | None:

@@ -17,6 +17,10 @@ from modeling.errors import UserError
 
 MODEL_TYPES = ("bert", "roberta", "albert", "tinybert", "mobilebert", "mpnet")
 
+# How a task model reads one vector from the last layer: BERT's pooler on the first token, or the mean over the
+# real tokens (sentence-transformers' pooling), which a student trained from a random start needs (README, Limits).
+POOLINGS = ("first_token", "mean")
+
 # `gelu` is the exact erf GELU that BERT checkpoints were trained with; these names mean the tanh approximation.
 APPROXIMATE_GELU = ("gelu_new", "gelu_pytorch_tanh", "gelu_fast")
 ACTIVATIONS = ("gelu", "relu", "tanh", "swish", "silu") + APPROXIMATE_GELU
@@ -39,6 +43,9 @@ class ModelConfig:
     intra_bottleneck_size, true_hidden_size, num_feedforward_networks, use_bottleneck_attention,
       key_query_shared_bottleneck, normalization_type: MobileBERT's bottleneck settings.
     relative_attention_num_buckets: MPNet's relative position buckets.
+    pooling: what a task model's head reads, one of `POOLINGS`: `first_token` (the pooler, dense + tanh, on the
+      first token, as BERT) or `mean` (the mean of the last layer over the real tokens; the pooler is unused).
+      None (the file does not say) means `first_token`; see `head_pooling`.
     source: the file the config was read from, for error messages.
   """
   model_type: str
@@ -63,12 +70,18 @@ class ModelConfig:
   key_query_shared_bottleneck: bool = True
   normalization_type: str = "no_norm"
   relative_attention_num_buckets: int = 32
+  pooling: str | None = None
   source: str = "<dict>"
 
   @property
   def attention_width(self) -> int:
     """The width that attention heads split: MobileBERT attends inside its bottleneck."""
     return self.true_hidden_size if self.model_type == "mobilebert" else self.hidden_size
+
+  @property
+  def head_pooling(self) -> str:
+    """What a task model of this config pools: `pooling`, or `first_token` when the file does not say."""
+    return self.pooling or POOLINGS[0]
 
   @property
   def max_sequence_length(self) -> int:
@@ -95,7 +108,7 @@ _FIELD_KINDS = {
     **{name: float for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range",
                                 "layer_norm_eps")},
     **{name: bool for name in ("use_bottleneck_attention", "key_query_shared_bottleneck")},
-    **{name: str for name in ("hidden_act", "normalization_type")},
+    **{name: str for name in ("hidden_act", "normalization_type", "pooling")},
 }
 
 
@@ -146,6 +159,8 @@ def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> ModelConfig
 
 def _check_shapes(config: ModelConfig) -> None:
   src = config.source
+  if config.pooling is not None and config.pooling not in POOLINGS:
+    raise UserError(f"{src}: field 'pooling' is {config.pooling!r}; known: {', '.join(POOLINGS)}")
   if config.hidden_act not in ACTIVATIONS:
     raise UserError(f"{src}: field 'hidden_act' is {config.hidden_act!r}; known: {', '.join(ACTIVATIONS)}")
   width = config.attention_width

@@ -93,6 +93,10 @@ def hf_config(config: ModelConfig, num_labels: int | None = None, label_list: Se
     The JSON object.
   """
   _check_representable(config)
+  if num_labels and config.head_pooling != "first_token":
+    raise UserError(f"config {config.source}: field 'pooling' is {config.pooling!r}, but Hugging Face's "
+                    f"*ForSequenceClassification heads read the first token; export the encoder alone "
+                    f"(its mean over the real tokens is the sentence vector) or train with first-token pooling")
   hf_type, stem = HF_FAMILIES[config.model_type]
   raw = {"model_type": hf_type,
          "architectures": [f"{stem}ForSequenceClassification" if num_labels else f"{stem}Model"],

@@ -1,10 +1,10 @@
-"""Task models: an encoder with a classification or regression head on its pooled output."""
+"""Task models: an encoder with a classification or regression head on its pooled output (or its mean)."""
 
 import tensorflow as tf
 import tf_keras
 
 from modeling.checkpoints import find_checkpoint
-from modeling.config import ModelConfig
+from modeling.config import POOLINGS, ModelConfig
 from modeling.encoders import build_encoder
 from modeling.errors import UserError
 
@@ -16,18 +16,24 @@ class TaskModel(tf_keras.Model):
   """An encoder with dropout and a dense head on `pooled_output`, as BERT's sentence classifiers.
 
   Its output is the encoder's dict (`hidden_states`, `attention_logits`, ...) plus `logits` of shape
-  [batch, num_labels]; a regression task has `num_labels=1`, and its one logit is the prediction.
+  [batch, num_labels]; a regression task has `num_labels=1`, and its one logit is the prediction. With
+  `pooling="mean"`, `pooled_output` is replaced by the mean of the last layer over the tokens of `input_mask`
+  (the encoder's pooler is then not used and gets no gradient).
 
   Args:
     encoder: a model from `modeling.build_encoder`.
     num_labels: classes, or 1 for regression.
     dropout_rate: dropout on the pooled output before the head.
     initializer_range: stddev of the head's initializer.
+    pooling: `first_token` or `mean` (`modeling.config.POOLINGS`).
   """
 
   def __init__(self, encoder: tf_keras.Model, num_labels: int, dropout_rate: float = 0.1,
-               initializer_range: float = 0.02, **kwargs):
+               initializer_range: float = 0.02, pooling: str = "first_token", **kwargs):
     super().__init__(**kwargs)
+    if pooling not in POOLINGS:
+      raise UserError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
+    self.pooling = pooling
     self.encoder = encoder
     self.num_labels = num_labels
     self.dropout = tf_keras.layers.Dropout(dropout_rate)
@@ -37,6 +43,10 @@ class TaskModel(tf_keras.Model):
 
   def call(self, inputs, training=None) -> dict[str, object]:
     outputs = dict(self.encoder(inputs, training=training))
+    if self.pooling == "mean":
+      last = outputs["sequence_output"]
+      mask = tf.cast(inputs["input_mask"], last.dtype)[:, :, tf.newaxis]
+      outputs["pooled_output"] = tf.reduce_sum(last * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1)
     pooled = self.dropout(outputs["pooled_output"], training=training)
     outputs["logits"] = self.head(tf.cast(pooled, tf.float32))
     return outputs
@@ -85,7 +95,7 @@ def head_size_in(path: str) -> int | None:
 def build_task_model(config: ModelConfig, num_labels: int) -> TaskModel:
   """Builds `config`'s encoder with a fresh head of `num_labels` outputs; all variables exist on return."""
   model = TaskModel(build_encoder(config), num_labels, dropout_rate=config.hidden_dropout_prob,
-                    initializer_range=config.initializer_range)
+                    initializer_range=config.initializer_range, pooling=config.head_pooling)
   ones = tf.ones([1, 4], tf.int32)
   model({"input_word_ids": ones, "input_mask": ones, "input_type_ids": tf.zeros_like(ones)})
   return model

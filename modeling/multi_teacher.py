@@ -26,12 +26,14 @@ from modeling.errors import UserError
 @dataclasses.dataclass(frozen=True)
 class TeacherSpec:
   """One teacher: its config and checkpoint, its weight, its data folder (None: the student's), and the columns that
-  put its logits in the task's label order (None: already in order; see `label_permutations`)."""
+  put its logits in the task's label order (None: already in order; see `label_permutations`), and its config as
+  read and checked (with the head pooling recorded beside the checkpoint; None until `teachers_from_flags`)."""
   config_path: str
   ckpt_path: str
   weight: float = 1.0
   data_dir: str | None = None
   permutation: tuple[int, ...] | None = None
+  config: ModelConfig | None = None
 
 
 def _split(spec: str | Sequence[str] | None) -> list[str]:
@@ -120,6 +122,7 @@ def teachers_from_flags(flag_values: flags.FlagValues, student: ModelConfig, met
   for spec in specs:
     config = cli.load_config_flag("teacher_config_path", spec.config_path)
     cli.check_path("teacher_ckpt_path", spec.ckpt_path)
+    config = cli.with_recorded_pooling(config, spec.ckpt_path, "teacher_ckpt_path")
     data_dir, teacher_meta, files_of_teacher = f.data_dir, meta, None
     if spec.data_dir:
       data_dir, teacher_meta = spec.data_dir, records.read_meta(spec.data_dir, "teacher_data_dir")
@@ -139,8 +142,8 @@ def teachers_from_flags(flag_values: flags.FlagValues, student: ModelConfig, met
     configs.append(config)
     labels.append(teacher_meta.get("label_list") if spec.data_dir else recorded_label_list(spec.ckpt_path))
     teacher_files.append(files_of_teacher)
-  specs = [dataclasses.replace(spec, permutation=None if p is None else tuple(p))
-           for spec, p in zip(specs, label_permutations(meta["label_list"], labels))]
+  specs = [dataclasses.replace(spec, permutation=None if p is None else tuple(p), config=config)
+           for spec, p, config in zip(specs, label_permutations(meta["label_list"], labels), configs)]
   stage_1 = f.distill_stage != "prediction"
   if specs[0].data_dir and (stage_1 or f.init_from_teacher):
     raise UserError("--teacher_data_dir: the first teacher also teaches stage 1 (and --init_from_teacher) on the "

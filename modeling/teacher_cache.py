@@ -114,8 +114,12 @@ def unpack_attention_logits(values: tf.Tensor, input_mask: tf.Tensor, num_heads:
 
 
 def teacher_fingerprint(teacher: tf.Module, *parts: object) -> str:
-  """A short sha256 of the teacher's variable values and of `parts`, so a stale cache file is never reused."""
+  """A short sha256 of the teacher's variable values, of its head's pooling when that is not the first token, and of
+  `parts`, so a stale cache file is never reused."""
   digest = hashlib.sha256()
+  pooling = getattr(teacher, "pooling", "first_token")
+  if pooling != "first_token":  # Left out otherwise, so the caches of first-token teachers keep their names.
+    parts = (*parts, f"pooling={pooling}")
   for variable in sorted(teacher.variables, key=lambda v: v.name):
     digest.update(variable.name.encode())
     digest.update(variable.numpy().tobytes())

@@ -50,6 +50,7 @@ def test_google_bert_config_is_a_bert(tmp_path):
     ({"hidden_size": None}, "missing field 'hidden_size'"),
     ({"num_hidden_layers": "six"}, "field 'num_hidden_layers' must be a positive integer"),
     ({"hidden_act": "softsign"}, "field 'hidden_act' is 'softsign'"),
+    ({"pooling": "max"}, "field 'pooling' is 'max'; known: first_token, mean"),
 ])
 def test_bad_configs_name_file_and_field(tmp_path, change, message):
   raw = dict(GOOGLE, **change)

@@ -220,6 +220,7 @@ def test_previous_export_is_replaced_and_anything_else_is_refused(tmp_path):
     ("mpnet", {"pad_token_id": 0}, "field 'pad_token_id' is 0, but Hugging Face's MPNet numbers positions after id 1"),
     ("mpnet", {"relative_attention_num_buckets": 8},
      "field 'relative_attention_num_buckets' is 8, but Hugging Face's MPNet buckets relative positions into 32"),
+    ("bert", {"pooling": "mean"}, "field 'pooling' is 'mean', but Hugging Face's \\*ForSequenceClassification heads"),
 ])
 def test_configs_hugging_face_cannot_represent_are_refused(tmp_path, family, overrides, message):
   config = config_from_dict(dict(FAMILIES[family], **overrides), source="student.json")

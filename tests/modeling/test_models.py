@@ -41,3 +41,35 @@ def test_other_config_is_refused(tmp_path):
   prefix = build_task_model(_config(), 2).checkpoint().save(str(tmp_path / "ckpt"))
   with pytest.raises(UserError, match="does not fit the model"):
     build_task_model(_config(hidden_size=32), 2).restore(prefix, "the teacher")
+
+
+def test_mean_pooling_reads_the_mean_of_the_real_tokens(tmp_path):
+  """The head of a `pooling: mean` model is a function of the masked mean of the last layer (NumPy reference), so
+  padding does not change it, and the first token is not special."""
+  config = _config(pooling="mean")
+  model = build_task_model(config, 3)
+  features = {"input_word_ids": tf.constant([[2, 9, 11, 3, 0, 0], [2, 7, 3, 0, 0, 0]]),
+              "input_mask": tf.constant([[1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]]),
+              "input_type_ids": tf.zeros([2, 6], tf.int32)}
+  outputs = model(features, training=False)
+  last = outputs["sequence_output"].numpy()
+  mask = features["input_mask"].numpy()[:, :, None]
+  expected = (last * mask).sum(1) / mask.sum(1)
+  np.testing.assert_allclose(outputs["pooled_output"], expected, rtol=1e-5, atol=1e-6)
+  kernel, bias = model.head.get_weights()
+  np.testing.assert_allclose(outputs["logits"], expected @ kernel + bias, rtol=1e-4, atol=1e-5)
+  # The same reviews without the padding columns give the same logits.
+  trimmed = {"input_word_ids": features["input_word_ids"][:1, :4], "input_mask": features["input_mask"][:1, :4],
+             "input_type_ids": features["input_type_ids"][:1, :4]}
+  np.testing.assert_allclose(model(trimmed, training=False)["logits"], outputs["logits"][:1], atol=1e-5)
+  # A first-token model with the same weights reads something else.
+  first = build_task_model(_config(), 3)
+  first.set_weights(model.get_weights())
+  assert not np.allclose(first(features, training=False)["logits"], outputs["logits"], atol=1e-4)
+  # The pooler gets no gradient under mean pooling (it is left out of the update, not given zeros).
+  with tf.GradientTape() as tape:
+    loss = tf.reduce_sum(model(features, training=True)["logits"])
+  gradients = dict(zip([v.name for v in model.trainable_variables],
+                       tape.gradient(loss, model.trainable_variables)))
+  assert {name for name, g in gradients.items() if g is None} == {
+      name for name in gradients if "pooler" in name}

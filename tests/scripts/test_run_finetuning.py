@@ -123,7 +123,9 @@ def test_export_agrees_with_checkpoint(student, setup):
   from modeling import load_config, records
   from modeling.models import build_task_model
   out = student[0]
-  model = build_task_model(load_config(setup["student_config"]), 2)
+  config = load_config(out)  # The run records its head's pooling: 'mean', as the student started from random.
+  assert config.pooling == "mean" and load_config(setup["student_config"]).pooling is None
+  model = build_task_model(config, 2)
   model.restore(os.path.join(out, "best"), "best")
   features, _ = next(iter(records.make_dataset([os.path.join(setup["data"], "dev.tfrecord")], 16, 8,
                                                label_dtype=tf.int64)))
@@ -219,7 +221,7 @@ def test_int8_gate_hf_folder_and_raw_string_signature(text_data):
       run_finetuning, "--task_name=tsv", f"--data_dir={text_data['data']}", f"--output_dir={out}",
       f"--config_path={text_data['config']}", f"--vocab_file={text_data['vocab']}", "--max_seq_length=16",
       "--batch_size=16", "--epochs=4", "--learning_rate=1e-2", "--seed=1", "--export_tflite=int8",
-      "--max_int8_accuracy_drop=1.0", "--int8_calibration_examples=16", "--export_hf=true")
+      "--max_int8_accuracy_drop=1.0", "--int8_calibration_examples=16", "--export_hf=true", "--pooling=first_token")
   results = _json(os.path.join(out, "eval_results.json"))
   gate = results["tflite"]
   assert gate["kept"] == "dynamic" and gate["max_drop"] == 1.0 and gate["metric"] == "accuracy"
@@ -249,6 +251,52 @@ def test_int8_gate_hf_folder_and_raw_string_signature(text_data):
       {k: v[:1].numpy() for k, v in features.items()}).shape == (1, 2)
 
 
+def test_pooling_flag_resolves_from_the_starting_point(setup, teacher, tmp_path):
+  """--pooling=auto: mean for a student whose layers start random, the first token from a checkpoint or a layer
+  copy of a first-token teacher; a config or the flag that names one wins. The teacher's own run recorded 'mean'."""
+  from modeling import load_config
+  assert load_config(teacher).pooling == "mean"
+  base = [f"--data_dir={setup['data']}", f"--output_dir={tmp_path / 'out'}"]
+  student = f"--config_path={setup['student_config']}"
+  assert _validate(*COMMON, *base, student).student.pooling == "mean"
+  assert _validate(*COMMON, *base, student, "--pooling=first_token").student.pooling == "first_token"
+  assert _validate(*COMMON, *base, student, f"--ckpt_path={teacher}").student.pooling == "first_token"
+  named = tiny.write_config(tmp_path / "named.json", num_hidden_layers=2, hidden_size=8, intermediate_size=16,
+                            pooling="first_token")
+  assert _validate(*COMMON, *base, f"--config_path={named}").student.pooling == "first_token"
+  # A layer copy from the teacher reads what the teacher's head read; the teacher's config file does not name a
+  # pooling, so it is taken from the teacher's run folder.
+  wide = tiny.write_config(tmp_path / "wide.json", num_hidden_layers=2)
+  settings = _validate(*COMMON, *base, f"--config_path={wide}", f"--teacher_config_path={setup['teacher_config']}",
+                       f"--teacher_ckpt_path={teacher}", "--init_from_teacher", "--layer_map=1,2")
+  assert settings.student.pooling == "mean" and settings.training.teachers[0].config.pooling == "mean"
+  first_teacher = tmp_path / "first_teacher"
+  shutil.copytree(teacher, first_teacher)
+  with open(first_teacher / "config.json") as f:
+    recorded = json.load(f)
+  (first_teacher / "config.json").write_text(json.dumps(dict(recorded, pooling="first_token")))
+  settings = _validate(*COMMON, *base, f"--config_path={wide}", f"--teacher_config_path={setup['teacher_config']}",
+                       f"--teacher_ckpt_path={first_teacher}", "--init_from_teacher", "--layer_map=1,2")
+  assert settings.student.pooling == "first_token"
+  # A narrower student keeps random layers under --init_from_teacher: mean.
+  settings = _validate(*COMMON, *base, student, f"--teacher_config_path={setup['teacher_config']}",
+                       f"--teacher_ckpt_path={first_teacher}", "--init_from_teacher")
+  assert settings.student.pooling == "mean"
+
+
+def test_pooling_refusals(setup, teacher, tmp_path):
+  out = tmp_path / "out"
+  base = [f"--data_dir={setup['data']}", f"--output_dir={out}", f"--config_path={setup['student_config']}"]
+  _assert_refused([*base, "--export_hf=true"], "--export_hf: the student's head reads the mean of its last layer "
+                  "(--pooling=auto, for a student whose layers start from random weights), and Hugging Face's "
+                  "*ForSequenceClassification heads read the first token; pass --pooling=first_token", out)
+  named = tiny.write_config(tmp_path / "named.json", pooling="first_token")
+  _assert_refused([*base, f"--teacher_config_path={named}", f"--teacher_ckpt_path={teacher}"],
+                  f"--teacher_ckpt_path {teacher} was trained with pooling 'mean'", out)
+  with pytest.raises(flags.IllegalFlagValueError):
+    _validate(*COMMON, *base, "--pooling=max")
+
+
 def test_no_cuda_error_line_on_a_cpu_only_machine(teacher_run):
   from modeling import runtime_env
   if runtime_env.has_nvidia_device():
@@ -274,7 +322,7 @@ def test_export_refusals_before_training(setup, tmp_path, args, message):
   if args[0] == "--export_hf=FOREIGN":
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
-    args = [f"--export_hf={tmp_path / 'foreign'}"]
+    args = [f"--export_hf={tmp_path / 'foreign'}", "--pooling=first_token"]
   out = tmp_path / "out"
   _assert_refused([f"--data_dir={data}", f"--output_dir={out}", f"--config_path={setup['student_config']}", *args],
                   message, out, regex=True)
