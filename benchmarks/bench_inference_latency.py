@@ -6,6 +6,9 @@ them) served four ways, all on token ids of a fixed [batch, seq] shape:
   saved_model      `tf.saved_model.save` of `modeling.serving.serving_module` (the export's `serve_ids` signature),
                    reloaded with `tf.saved_model.load` and called through the signature;
   saved_model_xla  the same with `jit_compile=True` (needs `--xla_cpu_compilation_enabled` under TF Serving);
+  saved_model_bf16 the same model built under Keras's `bfloat16` policy (weights cast to bfloat16, LayerNorm and
+                   softmax as Keras runs them under that policy), saved and served the same way; only where the
+                   CPU has bf16 instructions (AVX512_BF16 or AMX), else the mode is skipped with a message;
   tflite           `tf.lite.TFLiteConverter.from_concrete_functions` on a fixed-shape concrete function (builtins plus
                    select TF ops, as run_finetuning.py's export), run by ai_edge_litert's `Interpreter`
                    (`tf.lite.Interpreter` when ai_edge_litert is missing) with 2 threads.
@@ -17,7 +20,8 @@ TensorFlow's thread pools can be set with `--intra_op_threads` / `--inter_op_thr
 `--tensorflow_intra_op_parallelism` / `--tensorflow_inter_op_parallelism`).
 
 Usage:
-  python3 benchmarks/bench_inference_latency.py [--batch_sizes 1,32] [--modes keras,saved_model,saved_model_xla,tflite] \
+  python3 benchmarks/bench_inference_latency.py [--batch_sizes 1,32] \
+      [--modes keras,saved_model,saved_model_xla,saved_model_bf16,tflite] \
       [--repeats 30] [--max_seconds 8] [--intra_op_threads 2 --inter_op_threads 1]
 """
 
@@ -35,7 +39,7 @@ from bench_distillation_throughput import ROOT, machine_info, save_results
 MODELS = {"tinybert4": "configs/tinybert_4l_312.json", "minilm_l6": "configs/minilm_l6_h384.json",
           "bert_base": "configs/bert_base.json"}
 BASELINE = "bert_base"
-MODES = ("keras", "saved_model", "saved_model_xla", "tflite")
+MODES = ("keras", "saved_model", "saved_model_xla", "saved_model_bf16", "tflite")
 FEATURES = ("input_word_ids", "input_mask", "input_type_ids")
 
 
@@ -65,6 +69,30 @@ def saved_model_runner(model, batch, seq, workdir, jit_compile=False):
 
 def saved_model_xla_runner(model, batch, seq, workdir):
   return saved_model_runner(model, batch, seq, workdir, jit_compile=True)
+
+
+def has_bf16_instructions() -> bool:
+  """Whether /proc/cpuinfo lists AVX512_BF16 or AMX-BF16 (no emulated bf16 figures are reported)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      flags = f.read()
+  except OSError:
+    return False
+  return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def saved_model_bf16_runner(model, batch, seq, workdir):
+  import tf_keras
+
+  from modeling.models import build_task_model
+  tf_keras.mixed_precision.set_global_policy("bfloat16")
+  try:
+    twin = build_task_model(model.bench_config, model.num_labels)
+  finally:
+    tf_keras.mixed_precision.set_global_policy("float32")
+  twin.set_weights(model.get_weights())
+  twin._name = model.name + "_bf16"
+  return saved_model_runner(twin, batch, seq, workdir)
 
 
 def make_interpreter(content: bytes, num_threads: int):
@@ -109,7 +137,7 @@ def tflite_runner(model, batch, seq, workdir):
 
 
 RUNNERS = {"keras": keras_runner, "saved_model": saved_model_runner, "saved_model_xla": saved_model_xla_runner,
-           "tflite": tflite_runner}
+           "saved_model_bf16": saved_model_bf16_runner, "tflite": tflite_runner}
 
 
 def time_interleaved(runs: dict, inputs, warmup: int, repeats: int, min_repeats: int, max_seconds: float) -> dict:
@@ -155,6 +183,9 @@ def main():
     sys.exit(f"error: --modes from {', '.join(MODES)}; --models from {', '.join(MODELS)}")
   if min(batch_sizes + [args.seq_length, args.repeats, args.min_repeats]) <= 0:
     sys.exit("error: --batch_sizes, --seq_length, --repeats and --min_repeats must be positive")
+  if "saved_model_bf16" in modes and not has_bf16_instructions():
+    print("# saved_model_bf16 skipped: this CPU has no bf16 instructions (AVX512_BF16 or AMX)", file=sys.stderr)
+    modes.remove("saved_model_bf16")
 
   import tensorflow as tf
 
@@ -170,8 +201,10 @@ def main():
   built, parameters = {}, {}
   for name in models:
     tf.random.set_seed(0)
-    built[name] = build_task_model(load_config(os.path.join(ROOT, MODELS[name])), num_labels=2)
+    config = load_config(os.path.join(ROOT, MODELS[name]))
+    built[name] = build_task_model(config, num_labels=2)
     built[name]._name = name  # Names the SavedModel folders.
+    built[name].bench_config = config
     parameters[name] = int(sum(np.prod(v.shape) for v in built[name].weights))
   result["parameters"] = parameters
   cells = []
