@@ -43,9 +43,9 @@ class TaskModel(tf_keras.Model):
 
   def call(self, inputs, training=None) -> dict[str, object]:
     outputs = dict(self.encoder(inputs, training=training))
-    if self.pooling == "mean":
-      last = outputs["sequence_output"]
-      mask = tf.cast(inputs["input_mask"], last.dtype)[:, :, tf.newaxis]
+    if self.pooling == "mean":  # Summed in float32: a bfloat16 sum over 128 positions would lose digits.
+      last = tf.cast(outputs["sequence_output"], tf.float32)
+      mask = tf.cast(inputs["input_mask"], tf.float32)[:, :, tf.newaxis]
       outputs["pooled_output"] = tf.reduce_sum(last * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1)
     pooled = self.dropout(outputs["pooled_output"], training=training)
     outputs["logits"] = self.head(tf.cast(pooled, tf.float32))

@@ -306,7 +306,7 @@ def train_dataset(train_file: str | Sequence[str], stage: str, *, max_seq_length
     logging.info("[prediction] teacher logits read from stage 1's cache %s", stage_one)
     cached = teacher_cache.cache_teacher_outputs(
         teacher, ordered, layer_map, _CACHED_PARTS["intermediate"], storage=cache_dir, cache_key=cache_key,
-        keep=what).cache()
+        keep=what, prefix=stage_one).cache()
   else:
     cached = teacher_cache.cache_teacher_outputs(teacher, ordered, layer_map, what, storage=cache_dir or "memory",
                                                  cache_key=cache_key)

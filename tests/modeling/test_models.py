@@ -66,6 +66,14 @@ def test_mean_pooling_reads_the_mean_of_the_real_tokens(tmp_path):
   first = build_task_model(_config(), 3)
   first.set_weights(model.get_weights())
   assert not np.allclose(first(features, training=False)["logits"], outputs["logits"], atol=1e-4)
+  # Under bfloat16 the mean is still taken in float32.
+  import tf_keras
+  tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    mixed = build_task_model(config, 3)
+  finally:
+    tf_keras.mixed_precision.set_global_policy("float32")
+  assert mixed(features, training=False)["pooled_output"].dtype == tf.float32
   # The pooler gets no gradient under mean pooling (it is left out of the update, not given zeros).
   with tf.GradientTape() as tape:
     loss = tf.reduce_sum(model(features, training=True)["logits"])

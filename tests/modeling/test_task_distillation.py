@@ -1,13 +1,14 @@
 """The stage losses and the training data of task distillation, with and without the teacher-output cache."""
 
 import os
+from unittest import mock
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from modeling import config as config_lib
-from modeling import records, task_distillation
+from modeling import records, task_distillation, teacher_cache
 from modeling.models import build_task_model
 from tests import tiny
 
@@ -182,7 +183,12 @@ def test_stage_two_reads_the_logits_of_stage_one_files(tmp_path, teacher, logged
   list(dataset("intermediate").take(6))  # Two epochs of 3 batches: stage 1's pass over the file is complete.
   stage_one_files = sorted(os.listdir(cache_dir))
   assert any(name.endswith(".index") for name in stage_one_files)
-  batches = list(dataset("prediction").take(3))
+  hashed = []
+  fingerprint = teacher_cache.teacher_fingerprint
+  with mock.patch.object(teacher_cache, "teacher_fingerprint",
+                         lambda *args: hashed.append(args[1:]) or fingerprint(*args)):
+    batches = list(dataset("prediction").take(3))
+  assert len(hashed) == 1  # The teacher's weights are hashed once, to find stage 1's files.
   assert sorted(os.listdir(cache_dir)) == stage_one_files  # Read from stage 1's files; nothing new written.
   assert len(logged("[prediction] teacher logits read from stage 1's cache")) == 1
   for features, _, outputs in batches:

@@ -80,6 +80,20 @@ def test_folder_cache_is_keyed_by_teacher_weights(tmp_path):
   assert len(glob.glob(os.path.join(tmp_path, "teacher_outputs-*.index"))) == 2
 
 
+def test_fingerprint_covers_the_heads_pooling():
+  """The same weights read through a mean-pooled head give other logits, so another file name; a first-token
+  teacher's name is what it was before pooling existed (the weights and parts alone)."""
+  first = _teacher(seed=0)
+  mean = build_task_model(ModelConfig(**TINY, pooling="mean"), num_labels=3)
+  mean.set_weights(first.get_weights())
+  assert teacher_cache.teacher_fingerprint(mean, "x") != teacher_cache.teacher_fingerprint(first, "x")
+  encoder_only = teacher_cache.teacher_fingerprint(first, "x")
+  first.pooling = "first_token"
+  assert teacher_cache.teacher_fingerprint(first, "x") == encoder_only
+  del first.pooling  # Any module without the attribute (an encoder) is fingerprinted the same way.
+  assert teacher_cache.teacher_fingerprint(first, "x") == encoder_only
+
+
 def test_logits_only_and_bfloat16_storage():
   teacher = _teacher()
   dataset = _dataset()
