@@ -116,7 +116,7 @@ def test_every_row_from_nothing_runs_in_order_with_its_flags(bench):
   student = {"intra_op_threads": "1", "inter_op_threads": "1", "task_name": "rotten_tomatoes", "data_dir": p["data"],
              "max_seq_length": "64", "batch_size": "32", "export_dir": "-",
              "config_path": os.path.join(rt.ROOT, "configs/minilm_student_4l_384_h6.json"), "learning_rate": "0.0005",
-             "steps_per_loop": "20", "seed": "1"}
+             "steps_per_loop": "20", "seed": "1", "pooling": "first_token"}
   general_student = dict(student, ckpt_path=p["general"])
   teacher = p["minilm_teacher"]
   minilm_teacher = {"teacher_config_path": f"{teacher}/config.json", "teacher_ckpt_path": teacher,

@@ -121,8 +121,10 @@ def test_mpnet_runs_the_coordinators_commands_then_every_row(bench):
   assert augmented_data == dict(expected["data"][1], output_dir=f"{rt}/data_augmented",
                                 augmented_file=f"{rt}/augmented/train_augmented.tsv")
   runs = {os.path.basename(flags["output_dir"]): flags for _, flags in bench.calls[7:]}
-  assert list(runs) == ["no_seed1", "hinton_seed1", "task_seed1", "task_long_seed1", "tinybert_seed1",
-                        "init_from_teacher_seed1", "tinybert_augmented_seed1"]
+  # --pooling auto: the rows that start from random weights read the mean (their folders say so), the general
+  # student's rows the first token.
+  assert list(runs) == ["no_mean_seed1", "hinton_mean_seed1", "task_mean_seed1", "task_long_mean_seed1",
+                        "tinybert_seed1", "init_from_teacher_mean_seed1", "tinybert_augmented_seed1"]
   student = {"task_name": "rotten_tomatoes", "data_dir": f"{rt}/data", "max_seq_length": "64", "batch_size": "32",
              "export_dir": "-", "config_path": os.path.join(table.ROOT, "configs/mpnet_4l_312.json"),
              "learning_rate": "0.0005", "steps_per_loop": "20", "seed": "1"}
@@ -130,15 +132,17 @@ def test_mpnet_runs_the_coordinators_commands_then_every_row(bench):
                  layer_map="3,6,9,12", cache_teacher_outputs="all", teacher_cache_dir=f"{rt}/teacher_cache")
   stages = {"intermediate_epochs": "3", "prediction_epochs": "3"}
   general = str(bench.out / "medium_mpnet" / "general_student")
+  mean = {"pooling": "mean"}
+  first = {"pooling": "first_token"}
   want = {
-      "no_seed1": dict(student, epochs="6"),
-      "hinton_seed1": dict(distill, distill_stage="prediction", prediction_epochs="6"),
-      "task_seed1": dict(distill, **stages),
-      "task_long_seed1": dict(distill, intermediate_epochs="3", prediction_epochs="6"),
-      "tinybert_seed1": dict(distill, ckpt_path=general, **stages),
-      "init_from_teacher_seed1": dict(distill, init_from_teacher="true", **stages),
+      "no_mean_seed1": dict(student, epochs="6", **mean),
+      "hinton_mean_seed1": dict(distill, distill_stage="prediction", prediction_epochs="6", **mean),
+      "task_mean_seed1": dict(distill, **stages, **mean),
+      "task_long_mean_seed1": dict(distill, intermediate_epochs="3", prediction_epochs="6", **mean),
+      "tinybert_seed1": dict(distill, ckpt_path=general, **stages, **first),
+      "init_from_teacher_mean_seed1": dict(distill, init_from_teacher="true", **stages, **mean),
       "tinybert_augmented_seed1": dict(distill, ckpt_path=general, augmented_data="true", **stages,
-                                       data_dir=f"{rt}/data_augmented"),
+                                       data_dir=f"{rt}/data_augmented", **first),
   }
   for name, flags in runs.items():
     assert flags == dict(want[name], output_dir=f"{rt}/{name}"), name
@@ -153,15 +157,16 @@ def test_mpnet_skips_the_hand_run_steps_and_finished_runs(bench):
          {"primary_metric": "accuracy", "final_dev": {"accuracy": 0.88}, "test": {"accuracy": 0.86}})
   _write(bench.out / "medium_mpnet" / "general_student" / "training_summary.json",
          {"global_step": 400, "batch_size": 32, "final_losses": {"total": 3.25}, "seconds": 3000})
-  _write_run(rt / "no_seed1", 0.70, 0.69, seconds=900)
-  _write_run(rt / "no_seed2", 0.72, 0.71, seconds=1500)  # a seed not asked for now still counts in the table
+  _write_run(rt / "no_mean_seed1", 0.70, 0.69, seconds=900)
+  _write_run(rt / "no_mean_seed2", 0.72, 0.71, seconds=1500)  # a seed not asked for now still counts in the table
+  _write_run(rt / "no_seed1", 0.10, 0.10)  # a first-token run: not this table's row under --pooling auto
   _write_run(rt / "tinybert_seed1", 0.84, 0.83)
-  (rt / "task_seed1").mkdir()  # started, not finished: runs again (and resumes from its checkpoints)
+  (rt / "task_mean_seed1").mkdir()  # started, not finished: runs again (and resumes from its checkpoints)
 
   _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", "no,task,tinybert")
-  assert [os.path.basename(flags["output_dir"]) for _, flags in bench.calls] == ["task_seed1"]
+  assert [os.path.basename(flags["output_dir"]) for _, flags in bench.calls] == ["task_mean_seed1"]
 
-  report = (bench.results / "tinybert_table_mpnet.md").read_text()
+  report = (bench.results / "tinybert_table_mpnet_auto.md").read_text()
   assert report.startswith("Teacher all-mpnet-base-v2 (109.5M) -> student configs/mpnet_4l_312.json (14.5M), "
                            "layer map 3,6,9,12\n")
   quality, compute = report.split("Training time")
@@ -174,17 +179,18 @@ def test_mpnet_skips_the_hand_run_steps_and_finished_runs(bench):
   assert "400 steps of 32 sequences (final loss 3.25)" in report
   assert "| general student (once) | 50 |" in compute
   assert "| no distillation | 20 (n=2) |" in compute  # (15 + 25) / 2 minutes
-  saved = json.loads((bench.results / "tinybert_table_mpnet.json").read_text())
+  saved = json.loads((bench.results / "tinybert_table_mpnet_auto.json").read_text())
   assert saved["layer_map"] == "3,6,9,12" and saved["teacher"] == "all-mpnet-base-v2"
   assert saved["tasks"]["rotten_tomatoes"]["seeds"]["no distillation"] == [1, 2]
-  assert (bench.results / "tinybert_table_mpnet.png").stat().st_size > 0
-  assert not (bench.results / "tinybert_table.md").exists()
+  assert (bench.results / "tinybert_table_mpnet_auto.png").stat().st_size > 0
+  assert not (bench.results / "tinybert_table.md").exists() and not (bench.results / "tinybert_table_mpnet.md").exists()
 
 
 def test_report_only_starts_nothing(bench):
   _main(bench, "--teacher", "mpnet", "--rows", ALL_ROWS, "--report_only")
   assert bench.calls == []
-  assert "| TinyBERT + augmentation | 14.5M | n/a | n/a | n/a |" in (bench.results / "tinybert_table_mpnet.md").read_text()
+  assert "| TinyBERT + augmentation | 14.5M | n/a | n/a | n/a |" in (
+      bench.results / "tinybert_table_mpnet_auto.md").read_text()
 
 
 def test_minilm_keeps_its_layout_tasks_and_settings(bench):
@@ -192,11 +198,12 @@ def test_minilm_keeps_its_layout_tasks_and_settings(bench):
   for task in ("rotten_tomatoes", "bbc_news"):  # data and teacher done: the student rows are what is left
     _write(out / task / "data" / "meta.json", {"primary_metric": "accuracy"})
     _write(out / task / "teacher" / "training_summary.json", {})
-  _main(bench, "--seeds", "2", "--rows", "no,hinton")
+  _main(bench, "--seeds", "2", "--rows", "no,hinton", "--pooling", "first_token")  # The original table's heads.
   assert [os.path.relpath(flags["output_dir"], out) for _, flags in bench.calls] == [
       "rotten_tomatoes/no_seed2", "rotten_tomatoes/hinton_seed2", "bbc_news/no_seed2", "bbc_news/hinton_seed2"]
   hinton = bench.calls[1][1]
   assert hinton["layer_map"] == "2,3,5,6" and hinton["config_path"].endswith("configs/tinybert_4l_312.json")
+  assert hinton["pooling"] == "first_token"
   assert (bench.results / "tinybert_table.md").exists() and (bench.results / "tinybert_table.png").exists()
 
 
