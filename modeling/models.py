@@ -12,6 +12,14 @@ from modeling.errors import UserError
 _ENCODER, _HEAD = "encoder", "head"
 
 
+class MaskedMean(tf_keras.layers.Layer):
+  """Mean of `[batch, seq, dim]` over the positions whose `mask` is 1 (zeros for a row without any)."""
+
+  def call(self, inputs, mask):
+    mask = tf.cast(mask, inputs.dtype)[..., None]
+    return tf.reduce_sum(inputs * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
+
+
 class TaskModel(tf_keras.Model):
   """An encoder with dropout and a dense head on `pooled_output`, as BERT's sentence classifiers.
 
@@ -34,6 +42,8 @@ class TaskModel(tf_keras.Model):
     if pooling not in POOLINGS:
       raise UserError(f"pooling {pooling!r} is not one of {', '.join(POOLINGS)}")
     self.pooling = pooling
+    # float32 after the encoder: a bfloat16 sum over 128 positions would lose digits.
+    self.mean = MaskedMean(dtype=tf.float32) if pooling == "mean" else None
     self.encoder = encoder
     self.num_labels = num_labels
     self.dropout = tf_keras.layers.Dropout(dropout_rate)
@@ -43,10 +53,8 @@ class TaskModel(tf_keras.Model):
 
   def call(self, inputs, training=None) -> dict[str, object]:
     outputs = dict(self.encoder(inputs, training=training))
-    if self.pooling == "mean":  # Summed in float32: a bfloat16 sum over 128 positions would lose digits.
-      last = tf.cast(outputs["sequence_output"], tf.float32)
-      mask = tf.cast(inputs["input_mask"], tf.float32)[:, :, tf.newaxis]
-      outputs["pooled_output"] = tf.reduce_sum(last * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1)
+    if self.mean is not None:
+      outputs["pooled_output"] = self.mean(tf.cast(outputs["sequence_output"], tf.float32), inputs["input_mask"])
     pooled = self.dropout(outputs["pooled_output"], training=training)
     outputs["logits"] = self.head(tf.cast(pooled, tf.float32))
     return outputs

@@ -138,14 +138,6 @@ def build_attention(data: TaskData, embedding_dim: int = 64, attention_units: in
   return tf_keras.Model(inputs, tf_keras.layers.Dense(_output_units(data))(pooled), name="attention")
 
 
-class _MaskedMean(tf_keras.layers.Layer):
-  """Mean of `[batch, seq, dim]` over the positions whose `mask` is 1."""
-
-  def call(self, inputs, mask):
-    mask = tf.cast(mask, inputs.dtype)[..., None]
-    return tf.reduce_sum(inputs * mask, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)
-
-
 def build_transformer(data: TaskData, embedding_dim: int = 64, num_layers: int = 1, num_heads: int = 2,
                       inner_dim: int = 128, dropout: float = 0.1,
                       sequence_length: int | None = None) -> tf_keras.Model:
@@ -153,6 +145,7 @@ def build_transformer(data: TaskData, embedding_dim: int = 64, num_layers: int =
   mean over the words and a dense output layer."""
   from official.nlp.modeling import layers
 
+  from modeling.models import MaskedMean
   length = sequence_length or data.sequence_length
   inputs, ids = _word_ids(data, "transformer", length)
   mask = tf_keras.layers.Lambda(lambda word_ids: tf.cast(word_ids > 0, tf.int32))(ids)
@@ -162,7 +155,7 @@ def build_transformer(data: TaskData, embedding_dim: int = 64, num_layers: int =
   for _ in range(num_layers):
     hidden = layers.TransformerEncoderBlock(num_heads, inner_dim, "relu", output_dropout=dropout,
                                             attention_dropout=dropout)([hidden, attention_mask])
-  pooled = _MaskedMean()(hidden, mask)
+  pooled = MaskedMean()(hidden, mask)
   return tf_keras.Model(inputs, tf_keras.layers.Dense(_output_units(data))(pooled), name="transformer")
 
 
@@ -176,7 +169,8 @@ class _BertClassifier(tf_keras.Model):
     self.encoder = encoder
     self.pooling = pooling
     # float32 after the encoder, so that a bfloat16 encoder still gives float32 means and logits.
-    self.mean = _MaskedMean(dtype=tf.float32)
+    from modeling.models import MaskedMean
+    self.mean = MaskedMean(dtype=tf.float32)
     self.dropout = tf_keras.layers.Dropout(dropout, dtype=tf.float32)
     self.classifier = tf_keras.layers.Dense(num_outputs, dtype=tf.float32)
 
