@@ -66,8 +66,10 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                     "What the task head reads: 'first_token' (BERT's pooler on [CLS]), 'mean' (the mean of the last "
                     "layer over the real tokens), or 'auto': the config's 'pooling' when it names one, else 'mean' "
                     "for a student whose layers start from random weights (no --ckpt_path, and no layer copy by "
-                    "--init_from_teacher), whose [CLS] is the same vector for every input, and 'first_token' "
-                    "otherwise. Written into output_dir/config.json.", flag_values=flag_values)
+                    "--init_from_teacher), whose [CLS] is the same vector for every input; from --ckpt_path, the "
+                    "pooling its run recorded in its config.json ('mean' for a general student of "
+                    "run_pretraining.py, whose pooler no loss trains), else 'first_token'. Written into "
+                    "output_dir/config.json.", flag_values=flag_values)
   task_distillation.define_flags(flag_values)
   multi_teacher.define_flags(flag_values)
   cli.define_export_flags(flag_values)
@@ -176,6 +178,9 @@ def _pooling(f: flags.FlagValues, student: ModelConfig, teacher: ModelConfig | N
   if copies_layers:  # The student takes the teacher's layers and head, so it reads what the teacher's head read.
     return teacher.head_pooling, "--pooling=auto, as the teacher whose layers it copies"
   if f.ckpt_path:
+    found = cli.recorded_pooling(f.ckpt_path)
+    if found:  # A general student records "mean": its pooler was never trained.
+      return found[0], f"--pooling=auto, as recorded for --ckpt_path in {found[1]}"
     return "first_token", "--pooling=auto, for a student that starts from --ckpt_path"
   return "mean", "--pooling=auto, for a student whose layers start from random weights"
 

@@ -176,7 +176,9 @@ def main():
   start = time.time()
   loop.run(s.total_steps)
   if loop.chief:
-    save_config(s.student, os.path.join(s.output_dir, "config.json"))
+    # No loss here trains the pooler, so a task head on this student should read the mean of its last layer:
+    # run_finetuning.py's --pooling=auto reads this record (unless the student's config named a pooling).
+    save_config(s.student.replace(pooling=s.student.pooling or "mean"), os.path.join(s.output_dir, "config.json"))
     training.write_training_summary(s.output_dir, {
         "stage": "general_distillation", "global_step": loop.step, "total_steps": s.total_steps,
         "resumed_from_step": start_step, "final_losses": loop.final_losses, "seconds": time.time() - start,

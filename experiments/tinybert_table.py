@@ -78,7 +78,7 @@ import statistics
 import sys
 import time
 
-from modeling import assets, files, load_config, pipeline
+from modeling import assets, cli, files, load_config, pipeline
 
 ROOT = pipeline.ROOT
 
@@ -240,17 +240,25 @@ def finished_runs(task_dir, key):
   return dict(sorted(runs.items()))
 
 
-def row_pooling(row, pooling):
+def general_pooling(general_student):
+  """What `--pooling=auto` reads from the general student: the pooling its run recorded in its config.json (`mean`
+  since run_pretraining.py records it), else the first token (general students made before that)."""
+  found = cli.recorded_pooling(general_student) if os.path.isdir(general_student) else None
+  return found[0] if found else "first_token"
+
+
+def row_pooling(row, pooling, general="first_token"):
   """What the student's head reads in `row` under `--pooling`: `auto` resolves as run_finetuning.py does for this
-  table's students (narrower than the teacher): the first token from the general student, else the mean."""
+  table's students (narrower than the teacher): `general` (`general_pooling`) from the general student, else the
+  mean."""
   if pooling != "auto":
     return pooling
-  return "first_token" if row in GENERAL_ROWS else "mean"
+  return general if row in GENERAL_ROWS else "mean"
 
 
-def run_key(row, pooling):
+def run_key(row, pooling, general="first_token"):
   """The run folders' stem of `row`: its short key, plus `_mean` when its head reads the mean."""
-  return ROW_KEYS[row] + ("_mean" if row_pooling(row, pooling) == "mean" else "")
+  return ROW_KEYS[row] + ("_mean" if row_pooling(row, pooling, general) == "mean" else "")
 
 
 def run_task(task, seeds, settings, out, general_student, teacher_dir, student_config, layer_map, threads, rows,
@@ -293,14 +301,15 @@ def run_task(task, seeds, settings, out, general_student, teacher_dir, student_c
   }
   # Made once per row: the augmentation row prepares its data here, before any run.
   args_of = {row: make_args() for row, make_args in runs.items() if row in rows}
+  general = general_pooling(general_student)
   for seed in seeds:  # Seed by seed, so that a first complete table comes early.
     for row, args in args_of.items():
-      folder = os.path.join(task_dir, f"{run_key(row, pooling)}_seed{seed}")
+      folder = os.path.join(task_dir, f"{run_key(row, pooling, general)}_seed{seed}")
       step(f"{task}: {row}, seed {seed}", "run_finetuning.py",
-           dict(args, output_dir=folder, seed=seed, pooling=row_pooling(row, pooling)),
+           dict(args, output_dir=folder, seed=seed, pooling=row_pooling(row, pooling, general)),
            os.path.join(folder, "training_summary.json"))
   result = {"metric": _metric(data), "scores": {}, "minutes": {}, "seeds": {}}
-  found = {row: finished_runs(task_dir, run_key(row, pooling)) for row in runs}
+  found = {row: finished_runs(task_dir, run_key(row, pooling, general)) for row in runs}
   if os.path.exists(os.path.join(teacher, "eval_results.json")):
     found = {"teacher": {TEACHER_SEED: teacher}} | found
   for row, by_seed in found.items():
@@ -421,7 +430,8 @@ def parse_args(argv=None):
                       help="runs go to <output_dir>/<scale>[_<teacher>] (MiniLM: no suffix)")
   parser.add_argument("--pooling", choices=("auto", "first_token", "mean"), default="auto",
                       help="run_finetuning.py's --pooling for the student rows; auto: mean for the rows that start "
-                      "from random weights, the first token from the general student. Runs whose head reads the "
+                      "from random weights; from the general student, the pooling its config.json records (mean), "
+                      "or the first token for a general student that records none. Runs whose head reads the "
                       "mean live in <key>_mean_seed<N>, the others in <key>_seed<N>")
   add_run_arguments(parser)
   return parser.parse_args(argv)

@@ -186,25 +186,35 @@ def load_config_flag(flag: str, path: str) -> config_lib.ModelConfig:
     raise UserError(f"--{flag}: {e}") from None
 
 
-def with_recorded_pooling(config: config_lib.ModelConfig, ckpt_path: str, flag: str) -> config_lib.ModelConfig:
-  """`config` with the head pooling that the run which wrote `ckpt_path` recorded in its config.json.
+def recorded_pooling(ckpt_path: str) -> tuple[str, str] | None:
+  """`(pooling, config.json path)` that the run which wrote `ckpt_path` recorded, or None when it recorded none.
 
-  run_finetuning.py writes the pooling it trained with (`--pooling`) into output_dir/config.json; a teacher given
-  as that folder (or a checkpoint under it) with another config file must read its head the same way.
-
-  Raises:
-    UserError: `config` names another pooling than the one recorded.
+  run_finetuning.py writes the pooling it trained with (`--pooling`) into output_dir/config.json, and
+  run_pretraining.py writes `mean` for a general student, whose pooler no loss trains. `ckpt_path` is that folder
+  or a checkpoint prefix two levels under it (`checkpoints/ckpt-N`, `best/ckpt`).
   """
   folder = ckpt_path if os.path.isdir(ckpt_path) else os.path.dirname(os.path.dirname(ckpt_path))
   recorded_path = os.path.join(folder, "config.json")
   if not os.path.isfile(recorded_path):
-    return config
+    return None
   try:
     recorded = config_lib.load_config(recorded_path).pooling
   except UserError:
-    return config  # Not this project's record (the config file's own checks speak for it).
-  if recorded is None or recorded == config.pooling:
+    return None  # Not this project's record (the config file's own checks speak for it).
+  return None if recorded is None else (recorded, recorded_path)
+
+
+def with_recorded_pooling(config: config_lib.ModelConfig, ckpt_path: str, flag: str) -> config_lib.ModelConfig:
+  """`config` with the head pooling recorded for `ckpt_path` (`recorded_pooling`): a teacher given as a run's
+  folder (or a checkpoint under it) with another config file must read its head the same way.
+
+  Raises:
+    UserError: `config` names another pooling than the one recorded.
+  """
+  found = recorded_pooling(ckpt_path)
+  if found is None or found[0] == config.pooling:
     return config
+  recorded, recorded_path = found
   if config.pooling is not None:
     raise UserError(f"--{flag} {ckpt_path} was trained with pooling {recorded!r} ({recorded_path}), but the config "
                     f"{config.source} says {config.pooling!r}")

@@ -186,6 +186,22 @@ def test_mpnet_skips_the_hand_run_steps_and_finished_runs(bench):
   assert not (bench.results / "tinybert_table.md").exists() and not (bench.results / "tinybert_table_mpnet.md").exists()
 
 
+def test_auto_follows_the_pooling_the_general_student_recorded(bench):
+  out = bench.out / "medium"
+  _write(out / "general_student" / "training_summary.json",
+         {"global_step": 600, "batch_size": 32, "final_losses": {"total": 3.0}, "seconds": 60})
+  recorded = json.loads(open(os.path.join(table.ROOT, "configs", "tinybert_4l_312.json")).read())
+  _write(out / "general_student" / "config.json", dict(recorded, pooling="mean"))  # as run_pretraining.py writes
+  for task in ("rotten_tomatoes", "bbc_news"):
+    _write(out / task / "data" / "meta.json", {"primary_metric": "accuracy"})
+    _write(out / task / "teacher" / "training_summary.json", {})
+  _main(bench, "--seeds", "1", "--rows", "tinybert", "--tasks", "bbc_news")
+  (_, flags), = [call for call in bench.calls if call[0] == "run_finetuning.py"]
+  assert os.path.basename(flags["output_dir"]) == "tinybert_mean_seed1" and flags["pooling"] == "mean"
+  assert table.general_pooling(str(out / "general_student")) == "mean"
+  assert table.general_pooling(str(out / "nowhere")) == "first_token"
+
+
 def test_report_only_starts_nothing(bench):
   _main(bench, "--teacher", "mpnet", "--rows", ALL_ROWS, "--report_only")
   assert bench.calls == []

@@ -103,7 +103,10 @@ def test_export_reloads_in_fresh_process_and_agrees(pipeline):
   assert result.returncode == 0, result.stderr[-3000:]
   exported = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
 
-  model = build_task_model(load_config(pipeline["student_config"]), 2)
+  # The config the run recorded: its head reads the mean, as --pooling=auto chose from the general student.
+  recorded = load_config(os.path.join(pipeline["student"], "config.json"))
+  assert recorded.pooling == "mean" and load_config(pipeline["student_config"]).pooling is None
+  model = build_task_model(recorded, 2)
   model.restore(os.path.join(pipeline["student"], "best"), "best")
   tokenizer = build_tokenizer(vocab_file=pipeline["vocab"])
   packed = [tokenizer.pack(ids, None, SEQ) for ids in tokenizer.tokenize_to_ids(texts)]

@@ -252,15 +252,23 @@ def test_int8_gate_hf_folder_and_raw_string_signature(text_data):
 
 
 def test_pooling_flag_resolves_from_the_starting_point(setup, teacher, tmp_path):
-  """--pooling=auto: mean for a student whose layers start random, the first token from a checkpoint or a layer
-  copy of a first-token teacher; a config or the flag that names one wins. The teacher's own run recorded 'mean'."""
+  """--pooling=auto: mean for a student whose layers start random; from a checkpoint, what its run recorded, else
+  the first token; a layer copy reads what the teacher's head read; a config or the flag that names one wins. The
+  teacher's own run recorded 'mean'."""
   from modeling import load_config
   assert load_config(teacher).pooling == "mean"
   base = [f"--data_dir={setup['data']}", f"--output_dir={tmp_path / 'out'}"]
   student = f"--config_path={setup['student_config']}"
   assert _validate(*COMMON, *base, student).student.pooling == "mean"
   assert _validate(*COMMON, *base, student, "--pooling=first_token").student.pooling == "first_token"
-  assert _validate(*COMMON, *base, student, f"--ckpt_path={teacher}").student.pooling == "first_token"
+  # From --ckpt_path: what that run recorded (the teacher's run: 'mean'), the first token without a record.
+  assert _validate(*COMMON, *base, student, f"--ckpt_path={teacher}").student.pooling == "mean"
+  assert _validate(*COMMON, *base, student, f"--ckpt_path={teacher}", "--pooling=first_token").student.pooling == \
+      "first_token"
+  unrecorded = tmp_path / "unrecorded"
+  shutil.copytree(teacher, unrecorded)
+  os.remove(unrecorded / "config.json")
+  assert _validate(*COMMON, *base, student, f"--ckpt_path={unrecorded}").student.pooling == "first_token"
   named = tiny.write_config(tmp_path / "named.json", num_hidden_layers=2, hidden_size=8, intermediate_size=16,
                             pooling="first_token")
   assert _validate(*COMMON, *base, f"--config_path={named}").student.pooling == "first_token"
@@ -278,6 +286,7 @@ def test_pooling_flag_resolves_from_the_starting_point(setup, teacher, tmp_path)
   settings = _validate(*COMMON, *base, f"--config_path={wide}", f"--teacher_config_path={setup['teacher_config']}",
                        f"--teacher_ckpt_path={first_teacher}", "--init_from_teacher", "--layer_map=1,2")
   assert settings.student.pooling == "first_token"
+  assert _validate(*COMMON, *base, student, f"--ckpt_path={first_teacher}").student.pooling == "first_token"
   # A narrower student keeps random layers under --init_from_teacher: mean.
   settings = _validate(*COMMON, *base, student, f"--teacher_config_path={setup['teacher_config']}",
                        f"--teacher_ckpt_path={first_teacher}", "--init_from_teacher")

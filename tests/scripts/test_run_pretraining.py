@@ -62,7 +62,9 @@ def test_trains_and_writes_outputs(full_run):
   assert tf.train.latest_checkpoint(os.path.join(out, "checkpoints")).endswith("ckpt-20")
   assert os.listdir(os.path.join(out, "summaries", "general"))
   with open(os.path.join(out, "config.json")) as f:
-    assert json.load(f)["num_hidden_layers"] == 2
+    recorded = json.load(f)
+  # The student's config, with the pooling a task head should read: no loss trained the pooler.
+  assert recorded["num_hidden_layers"] == 2 and recorded["pooling"] == "mean"
   assert "step 20/20" in result.stderr and "examples/s" in result.stderr and "ETA" in result.stderr
 
 
