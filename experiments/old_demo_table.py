@@ -69,6 +69,12 @@ class Experiment:
     teacher_optimizer: "adam" (constant learning rate), or "adamw" for fine-tuning a pretrained encoder: AdamW with
       a linear warmup over the first 10% of the steps and a linear decay to zero (`modeling.training`).
     patience: a student run stops after this many epochs without a better validation accuracy (None: never).
+    transfer_examples: text tasks: this many more train-split inputs, taken after the train subsample in the same
+      permutation and without their labels, form the transfer set the distilled students also learn from (the
+      teacher's logits only). 0: no transfer set.
+    transfer_copies: image tasks: the transfer set is this many copies of each train image, each shifted by up to
+      `transfer_shift_pixels` in both directions (zero fill; a seeded draw per copy). 0: no transfer set.
+    transfer_shift_pixels: the largest shift of a transfer copy, in pixels.
   """
   teacher: tuple[str, dict]
   students: tuple[tuple[str, dict], ...]
@@ -84,6 +90,9 @@ class Experiment:
   grid: tuple[tuple[float, float, float], ...]
   teacher_optimizer: str = "adam"
   patience: int | None = None
+  transfer_examples: int = 0
+  transfer_copies: int = 0
+  transfer_shift_pixels: int = 2
 
 
 _TEXT_STUDENTS = tuple((name, {"sequence_length": 128}) for name in ("bilstm", "bigru", "attention", "transformer"))
@@ -95,12 +104,13 @@ EXPERIMENTS = {
     "imdb_reviews": Experiment(
         teacher=("bert", _MPNET), students=_TEXT_STUDENTS, **_IMDB_SIZES, teacher_epochs=1,
         teacher_learning_rate=3e-5, teacher_batch_size=16, teacher_optimizer="adamw", max_epochs=10, patience=3,
-        batch_size=32, grid=((1.0, 0.5, 0.5), (2.0, 0.5, 0.5), (2.0, 0.1, 0.9), (5.0, 0.1, 0.9))),
+        batch_size=32, grid=((1.0, 0.5, 0.5), (2.0, 0.5, 0.5), (2.0, 0.1, 0.9), (5.0, 0.1, 0.9)),
+        transfer_examples=4000),
     "mnist": Experiment(
         teacher=("cnn", {"random_shift": 0.1}), students=(("mlp", {"hidden_units": [64]}),), train_examples=None,
         valid_examples=None, test_examples=None, teacher_train_examples=None, teacher_epochs=40, teacher_learning_rate=1e-3,
-        teacher_batch_size=64, max_epochs=150, batch_size=64,
-        grid=tuple((temp, round(1 - b, 1), b) for temp in (2.0, 4.0, 8.0, 20.0) for b in (0.5, 0.9))),
+        teacher_batch_size=64, max_epochs=150, patience=30, batch_size=64,
+        grid=tuple((temp, round(1 - b, 1), b) for temp in (4.0, 20.0) for b in (0.5, 0.9)), transfer_copies=4),
 }
 # The first table's IMDB teacher (--text_teacher minilm), as it was run on 2026-11-28.
 MINILM_IMDB = Experiment(
@@ -112,7 +122,9 @@ ASSET_FOLDERS = {"minilm": assets.minilm_dir, "mpnet": assets.mpnet_dir}
 
 def quick(experiment: Experiment) -> Experiment:
   """The smoke-test version of `experiment`: a few dozen examples, one epoch, two grid points."""
-  small = {"train_examples": 64, "valid_examples": 32, "test_examples": 32, "teacher_train_examples": 32}
+  small = {"train_examples": 64, "valid_examples": 32, "test_examples": 32, "teacher_train_examples": 32,
+           "transfer_examples": 32 if experiment.transfer_examples else 0,
+           "transfer_copies": 1 if experiment.transfer_copies else 0}
   if experiment.teacher[0] == "bert":
     small["teacher"] = ("bert", {**experiment.teacher[1], "max_seq_length": 32})
     small["students"] = tuple((name, {**config, "sequence_length": 32}) for name, config in experiment.students)
@@ -125,15 +137,51 @@ def subsample(arrays, size: int | None, seed: int = 0):
   return arrays[0][order], arrays[1][order]
 
 
-def prepare_data(task: str, experiment: Experiment) -> datasets.TaskData:
-  """The task's splits, subsampled as `experiment` says; a text vocabulary is rebuilt from the train subsample."""
+def shifted_copies(images: np.ndarray, copies: int, max_shift: int, seed: int = 0) -> np.ndarray:
+  """`copies` copies of each of `images` (`[n, height, width, channels]`), each moved by a seeded whole-pixel shift
+  of up to `max_shift` down/up and right/left, zero-filled; copy k of every image comes before copy k + 1."""
+  rng = np.random.default_rng(seed)
+  height, width = images.shape[1:3]
+  out = np.zeros((copies * len(images),) + images.shape[1:], images.dtype)
+  for k in range(copies):
+    shifts = rng.integers(-max_shift, max_shift + 1, size=(len(images), 2))
+    for i, (dy, dx) in enumerate(shifts):
+      target = out[k * len(images) + i]
+      target[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
+          images[i, max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
+  return out
+
+
+def prepare_data(task: str, experiment: Experiment) -> tuple[datasets.TaskData, np.ndarray | None]:
+  """The task's splits, subsampled as `experiment` says, and the transfer set's inputs (None without one).
+
+  A text vocabulary is rebuilt from the train subsample and the transfer texts: both arms, alone and distilled, read
+  the same vocabulary, and unlabelled text is fair game for building one.
+  """
   data = datasets.get_dataset(task)(None)
-  data.train = subsample(data.train, experiment.train_examples)
+  full_train = data.train
+  data.train = subsample(full_train, experiment.train_examples)
   data.valid = subsample(data.valid, experiment.valid_examples)
   data.test = subsample(data.test, experiment.test_examples)
+  transfer = None
+  if experiment.transfer_examples:
+    if data.modality != "text":
+      raise UserError(f"{task}: transfer_examples applies to text tasks; images use transfer_copies")
+    if experiment.train_examples is None:
+      raise UserError(f"{task}: transfer_examples needs a train subsample (train_examples) to take them after")
+    order = np.random.default_rng(0).permutation(len(full_train[1]))
+    rest = order[experiment.train_examples:experiment.train_examples + experiment.transfer_examples]
+    if len(rest) < experiment.transfer_examples:
+      raise UserError(f"{task}: {experiment.transfer_examples} transfer examples asked, {len(rest)} left in train")
+    transfer = full_train[0][rest]
+  elif experiment.transfer_copies:
+    if data.modality != "image":
+      raise UserError(f"{task}: transfer_copies applies to image tasks; text uses transfer_examples")
+    transfer = shifted_copies(data.train[0], experiment.transfer_copies, experiment.transfer_shift_pixels)
   if data.modality == "text":
-    data.vocabulary = datasets.build_vocabulary(data.train[0])
-  return data
+    texts = data.train[0] if transfer is None else np.concatenate([data.train[0], transfer])
+    data.vocabulary = datasets.build_vocabulary(texts)
+  return data, transfer
 
 
 def _keys(inputs) -> tf.Tensor:
@@ -229,13 +277,15 @@ def cache_key(task: str, experiment: Experiment) -> str:
   """
   defaults = {field.name: field.default for field in dataclasses.fields(Experiment)}
   settings = {field: value for field, value in dataclasses.asdict(experiment).items()
-              if field.startswith(("teacher", "train_", "valid_", "test_"))
+              if field.startswith(("teacher", "train_", "valid_", "test_", "transfer_"))
               and not (field in defaults and value == defaults[field])}
   return hashlib.sha1(repr((task, sorted(settings.items()))).encode()).hexdigest()[:12]
 
 
-def teacher_outputs(task: str, data: datasets.TaskData, experiment: Experiment, cache_dir: str) -> dict:
-  """Trains the teacher once (seed 0) and returns its logits per split and its accuracies, cached on disk.
+def teacher_outputs(task: str, data: datasets.TaskData, experiment: Experiment, cache_dir: str,
+                    transfer: np.ndarray | None = None) -> dict:
+  """Trains the teacher once (seed 0) and returns its logits per split (and on the `transfer` inputs, as
+  `transfer_logits`) and its accuracies, cached on disk.
 
   The cache file is named by `cache_key`, so a changed teacher or data setting trains a new teacher while changed
   student settings reuse it. With one teacher epoch there is no epoch to choose, so validation is not run during
@@ -267,6 +317,8 @@ def teacher_outputs(task: str, data: datasets.TaskData, experiment: Experiment, 
   predict = tf.function(lambda batch: teacher(batch, training=False), reduce_retracing=True)
   outputs = {f"{split}_logits": _logits(predict, getattr(data, split)[0], what=split)
              for split in ("train", "valid", "test")}
+  if transfer is not None:
+    outputs["transfer_logits"] = _logits(predict, transfer, what="transfer")
   for split in ("valid", "test"):
     outputs[f"{split}_accuracy"] = np.float64(np.mean(outputs[f"{split}_logits"].argmax(-1) == getattr(data, split)[1]))
   outputs["seconds"] = np.float64(time.time() - start)
@@ -279,8 +331,10 @@ def teacher_outputs(task: str, data: datasets.TaskData, experiment: Experiment, 
 
 
 def train_student(data: datasets.TaskData, name: str, config: dict, experiment: Experiment, seed: int,
-                  teacher: tf_keras.Model | None = None, kd: tuple[float, float, float] | None = None) -> dict:
-  """One run: the student alone (`kd` None) or distilled from `teacher` with `kd` = (temp, a, b).
+                  teacher: tf_keras.Model | None = None, kd: tuple[float, float, float] | None = None,
+                  transfer: np.ndarray | None = None) -> dict:
+  """One run: the student alone (`kd` None) or distilled from `teacher` with `kd` = (temp, a, b), on the labelled
+  train split plus, when distilled, the unlabelled `transfer` inputs.
 
   Returns the run's record: validation accuracy of the kept epoch, that epoch, and test accuracy.
   """
@@ -295,7 +349,7 @@ def train_student(data: datasets.TaskData, name: str, config: dict, experiment: 
   else:
     temp, a, b = kd
     student, _ = distiller.distill(teacher, student, data.train, data.valid, temp=temp, a=a, b=b, cache_teacher=True,
-                                   **common)
+                                   transfer_data=transfer, **common)
   return {"student": name, "seed": seed, "kd": None if kd is None else list(kd), "best_epoch": callback.best_epoch + 1,
           "valid_accuracy": distiller.evaluate_accuracy(student, data.valid),
           "test_accuracy": distiller.evaluate_accuracy(student, data.test), "seconds": round(time.time() - start, 1)}
@@ -340,10 +394,12 @@ def markdown_table(results: dict) -> str:
 
 def run_task(task: str, experiment: Experiment, seeds: int, cache_dir: str) -> dict:
   """Teacher, then per student: alone on every seed, the grid on seed 0, the selected setting on the other seeds."""
-  data = prepare_data(task, experiment)
-  outputs = teacher_outputs(task, data, experiment, cache_dir)
-  teacher = RecordedTeacher(np.concatenate([data.train[0], data.valid[0]]),
-                            np.concatenate([outputs["train_logits"], outputs["valid_logits"]]))
+  data, transfer = prepare_data(task, experiment)
+  outputs = teacher_outputs(task, data, experiment, cache_dir, transfer)
+  recorded = [(data.train[0], outputs["train_logits"]), (data.valid[0], outputs["valid_logits"])]
+  if transfer is not None:
+    recorded.append((transfer, outputs["transfer_logits"]))
+  teacher = RecordedTeacher(np.concatenate([x for x, _ in recorded]), np.concatenate([z for _, z in recorded]))
   runs, selections = [], {}
   for name, config in experiment.students:
     for seed in range(seeds):
@@ -351,18 +407,19 @@ def run_task(task: str, experiment: Experiment, seeds: int, cache_dir: str) -> d
       _log(task, runs[-1])
     grid_runs = []
     for kd in experiment.grid:
-      grid_runs.append(train_student(data, name, config, experiment, 0, teacher, kd))
+      grid_runs.append(train_student(data, name, config, experiment, 0, teacher, kd, transfer))
       _log(task, grid_runs[-1])
     selections[name] = select(grid_runs)
     runs += grid_runs
     for seed in range(1, seeds):
-      runs.append(train_student(data, name, config, experiment, seed, teacher, tuple(selections[name])))
+      runs.append(train_student(data, name, config, experiment, seed, teacher, tuple(selections[name]), transfer))
       _log(task, runs[-1])
   teacher_record = {"name": _teacher_name(experiment), "valid_accuracy": float(outputs["valid_accuracy"]),
                     "test_accuracy": float(outputs["test_accuracy"]), "seconds": float(outputs["seconds"]),
                     "precision": str(outputs.get("precision", "float32"))}
-  return {"teacher": teacher_record,
-          "sizes": {split: len(getattr(data, split)[1]) for split in ("train", "valid", "test")},
+  sizes = {split: len(getattr(data, split)[1]) for split in ("train", "valid", "test")}
+  sizes["transfer"] = 0 if transfer is None else len(transfer)
+  return {"teacher": teacher_record, "sizes": sizes,
           "experiment": dataclasses.asdict(experiment), "runs": runs, "selections": selections,
           "summary": summarize(runs, selections)}
 

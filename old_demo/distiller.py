@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -22,14 +23,16 @@ _Optimizer = str | tf_keras.optimizers.Optimizer
 class Distiller(tf_keras.Model):
   """Trains `student` against the labels and a frozen `teacher` with `hinton_loss`.
 
-  Batches are `(x, y)`, or `(x, {"labels": y, "teacher_logits": z_T})` when the teacher outputs were cached. Only
-  the student's variables receive gradients; the teacher always runs in inference mode. Logged metrics: `loss`,
+  Batches are `(x, y)`, or `(x, {"labels": y, "teacher_logits": z_T, "labeled": w})` where the teacher outputs
+  were cached (`teacher_logits`) or some examples have no gold label (`labeled`: 1 or 0 per example, see
+  `hinton_loss`'s `label_weights`); either key may be absent. Only the student's variables receive gradients; the teacher always runs in inference mode. Logged metrics: `loss`,
   `student_loss`, `distillation_loss` and `accuracy` (`mae` for regression).
 
   Args:
     student: the model being trained.
     teacher: the frozen model it learns from.
-    loss_fn: `(labels, student_logits, teacher_logits) -> dict` as returned by `hinton_loss`.
+    loss_fn: `(labels, student_logits, teacher_logits) -> dict` as returned by `hinton_loss`; batches with a
+      `labeled` key also pass `label_weights=`.
     task_type: one of `TASK_TYPES`, for the accuracy metric.
     student_outputs: "logits" or "probs", what `student` returns.
     teacher_outputs: "logits" or "probs", what `teacher` returns.
@@ -59,35 +62,45 @@ class Distiller(tf_keras.Model):
     return to_logits(self.teacher(inputs, training=False), self.teacher_outputs, self.task_type)
 
   def _unpack(self, data):
-    inputs, labels = data
-    if isinstance(labels, dict):  # Cached: {"labels": y, "teacher_logits": z_T}.
-      return inputs, labels["labels"], labels["teacher_logits"]
-    return inputs, labels, self.teacher_logits(inputs)
+    """`(inputs, labels, teacher_logits, label_weights or None)` of a batch."""
+    inputs, targets = data
+    if not isinstance(targets, dict):
+      return inputs, targets, self.teacher_logits(inputs), None
+    teacher_logits = targets["teacher_logits"] if "teacher_logits" in targets else self.teacher_logits(inputs)
+    return inputs, targets["labels"], teacher_logits, targets.get("labeled")
 
-  def _record(self, labels, student_logits, losses):
+  def _loss_terms(self, labels, student_logits, teacher_logits, label_weights):
+    if label_weights is None:
+      return self.loss_fn(labels, student_logits, teacher_logits)
+    return self.loss_fn(labels, student_logits, teacher_logits, label_weights=label_weights)
+
+  def _record(self, labels, student_logits, losses, label_weights=None):
     batch_size = tf.cast(tf.shape(student_logits)[0], tf.float32)  # Weighting by it makes epoch means exact.
     for name, value in losses.items():
       self._trackers[name].update_state(value, sample_weight=batch_size)
-    self._trackers[metric_name(self.task_type)].update_state(accuracy(labels, student_logits, self.task_type),
-                                                             sample_weight=batch_size)
+    # Accuracy counts the labelled examples only.
+    labeled = batch_size if label_weights is None else tf.reduce_sum(tf.cast(label_weights, tf.float32))
+    self._trackers[metric_name(self.task_type)].update_state(
+        accuracy(labels, student_logits, self.task_type, label_weights), sample_weight=labeled)
     return {name: tracker.result() for name, tracker in self._trackers.items()}
 
   def train_step(self, data):
-    inputs, labels, teacher_logits = self._unpack(data)
+    inputs, labels, teacher_logits, label_weights = self._unpack(data)
     with tf.GradientTape() as tape:
       student_logits = self(inputs, training=True)
-      losses = self.loss_fn(labels, student_logits, teacher_logits)
+      losses = self._loss_terms(labels, student_logits, teacher_logits, label_weights)
       objective = losses["loss"]
       if self.student.losses:  # Regularisers the student declares.
         objective += tf.add_n(self.student.losses)
     variables = self.student.trainable_variables
     self.optimizer.apply_gradients(zip(tape.gradient(objective, variables), variables))
-    return self._record(labels, student_logits, losses)
+    return self._record(labels, student_logits, losses, label_weights)
 
   def test_step(self, data):
-    inputs, labels, teacher_logits = self._unpack(data)
+    inputs, labels, teacher_logits, label_weights = self._unpack(data)
     student_logits = self(inputs, training=False)
-    return self._record(labels, student_logits, self.loss_fn(labels, student_logits, teacher_logits))
+    return self._record(labels, student_logits, self._loss_terms(labels, student_logits, teacher_logits, label_weights),
+                        label_weights)
 
 
 class _LogitsFromProbs(tf_keras.Model):
@@ -116,11 +129,12 @@ def as_dataset(data: _Data, batch_size: int, *, shuffle: bool = False, seed: int
                     f"got {type(data).__name__}")
   inputs, labels = data
   num_inputs = {len(leaf) for leaf in tf.nest.flatten(inputs)}
-  if num_inputs != {len(labels)}:
-    raise UserError(f"{what}: x has {sorted(num_inputs)} rows but y has {len(labels)}")
+  num_labels = {len(leaf) for leaf in tf.nest.flatten(labels)}
+  if len(num_labels) != 1 or num_inputs != num_labels:
+    raise UserError(f"{what}: x has {sorted(num_inputs)} rows but y has {', '.join(map(str, sorted(num_labels)))}")
   dataset = tf.data.Dataset.from_tensor_slices((inputs, labels))
   if shuffle:
-    dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.shuffle(num_labels.pop(), seed=seed, reshuffle_each_iteration=True)
   return dataset.batch(batch_size)
 
 
@@ -128,6 +142,8 @@ def cache_teacher_outputs(data: _Data, teacher_logits: Callable[[Any], tf.Tensor
                           shuffle: bool = False, seed: int | None = None,
                           what: str = "train_data") -> tf.data.Dataset:
   """Runs the teacher once over `data` and returns batched `(x, {"labels": y, "teacher_logits": z_T})` in memory.
+
+  Labels given as a dict (`{"labels": y, "labeled": w}`, see `with_transfer_set`) keep their keys.
 
   NumPy data is shuffled exactly as `as_dataset` would shuffle it. A `tf.data.Dataset` is read once, so every epoch
   replays that first pass in its order and batch size: only cache data that is not augmented on the fly.
@@ -146,11 +162,43 @@ def cache_teacher_outputs(data: _Data, teacher_logits: Callable[[Any], tf.Tensor
     raise UserError(f"{what} is empty")
   concat = lambda parts: tf.nest.map_structure(lambda *leaves: tf.concat(leaves, axis=0), *parts)
   # Teacher outputs ride along with the labels so that Keras does not take a third element for sample weights.
-  cached = tf.data.Dataset.from_tensor_slices(
-      (concat(inputs), {"labels": concat(labels), "teacher_logits": concat(outputs)}))
+  labels = concat(labels)
+  targets = {**labels, "teacher_logits": concat(outputs)} if isinstance(labels, dict) else {
+      "labels": labels, "teacher_logits": concat(outputs)}
+  cached = tf.data.Dataset.from_tensor_slices((concat(inputs), targets))
   if shuffle:
-    cached = cached.shuffle(sum(len(part) for part in labels), seed=seed, reshuffle_each_iteration=True)
+    cached = cached.shuffle(len(targets["teacher_logits"]), seed=seed, reshuffle_each_iteration=True)
   return cached.batch(batch_size if not isinstance(data, tf.data.Dataset) else first_batch)
+
+
+def with_transfer_set(train_data: _Data, transfer_inputs) -> tuple[Any, dict[str, np.ndarray]]:
+  """Labelled NumPy `(x, y)` plus unlabelled inputs, as `(x_all, {"labels": y_all, "labeled": w})`.
+
+  The transfer inputs (an array, or a dict of arrays like `x`) come after the labelled ones; their label rows are
+  zeros and their `labeled` weight is 0, so they train on the teacher term only.
+  """
+  if isinstance(train_data, tf.data.Dataset) or not isinstance(train_data, (tuple, list)) or len(train_data) != 2:
+    raise UserError("transfer_data needs train_data as a tuple (x, y) of NumPy arrays, not a tf.data.Dataset")
+  inputs, labels = train_data
+  labels = np.asarray(labels)
+  try:
+    tf.nest.assert_same_structure(inputs, transfer_inputs)
+  except (ValueError, TypeError) as e:
+    raise UserError(f"transfer_data must be structured like train_data's x: {e}") from None
+  transfer_rows = {len(leaf) for leaf in tf.nest.flatten(transfer_inputs)}
+  if len(transfer_rows) != 1 or transfer_rows == {0}:
+    raise UserError(f"transfer_data must hold at least one example, with as many rows in every input; got rows "
+                    f"{sorted(transfer_rows)}")
+  for leaf, transfer_leaf in zip(tf.nest.flatten(inputs), tf.nest.flatten(transfer_inputs)):
+    if np.shape(leaf)[1:] != np.shape(transfer_leaf)[1:]:
+      raise UserError(f"transfer_data rows are shaped {np.shape(transfer_leaf)[1:]}, train_data's x rows "
+                      f"{np.shape(leaf)[1:]}")
+  count = transfer_rows.pop()
+  joined = tf.nest.map_structure(lambda x, t: np.concatenate([np.asarray(x), np.asarray(t, dtype=np.asarray(x).dtype)]),
+                                 inputs, transfer_inputs)
+  weights = np.concatenate([np.ones(len(labels), np.float32), np.zeros(count, np.float32)])
+  placeholder = np.zeros((count,) + labels.shape[1:], labels.dtype)
+  return joined, {"labels": np.concatenate([labels, placeholder]), "labeled": weights}
 
 
 def _first_inputs(dataset: tf.data.Dataset):
@@ -190,8 +238,8 @@ def distill(teacher: tf_keras.Model, student: tf_keras.Model, train_data: _Data,
             scale_by_temp_squared: bool = True, task_type: str = "multiclass", teacher_outputs: str = "logits",
             student_outputs: str = "logits", epochs: int = 10, batch_size: int = 32,
             optimizer: _Optimizer = "adam", learning_rate: float = 1e-3, cache_teacher: bool = False,
-            shuffle: bool = True, seed: int | None = None, callbacks=None,
-            verbose: int | str = "auto") -> tuple[tf_keras.Model, tf_keras.callbacks.History]:
+            shuffle: bool = True, seed: int | None = None, callbacks=None, verbose: int | str = "auto",
+            transfer_data=None) -> tuple[tf_keras.Model, tf_keras.callbacks.History]:
   """Trains `student` to match the gold labels and the softened outputs of a frozen `teacher`.
 
   Args:
@@ -218,6 +266,10 @@ def distill(teacher: tf_keras.Model, student: tf_keras.Model, train_data: _Data,
     seed: seeds Python, NumPy and TensorFlow (dropout, shuffling) for a repeatable CPU run.
     callbacks: tf_keras callbacks passed to `fit`.
     verbose: `fit` verbosity.
+    transfer_data: optional inputs without labels (an array, or a dict of arrays shaped like `train_data`'s x):
+      a transfer set. They are shuffled in with the labelled examples and learnt from the teacher term only (their
+      hard term is 0, and the training accuracy counts the labelled examples only). Needs NumPy `train_data` and
+      b > 0. Validation and test data stay labelled.
 
   Returns:
     `(student, history)`: the trained student, outputting logits (the student itself unless `student_outputs` is
@@ -228,12 +280,17 @@ def distill(teacher: tf_keras.Model, student: tf_keras.Model, train_data: _Data,
     UserError: a bad argument (temp <= 0, a negative weight, ...) or teacher/student outputs of different shapes.
   """
   check_arguments(temp, a, b, epochs, batch_size, task_type, teacher_outputs, student_outputs)
+  if transfer_data is not None:
+    if b == 0:
+      raise UserError("transfer_data is learnt from the teacher term only, but b is 0")
+    train_data = with_transfer_set(train_data, transfer_data)
   if seed is not None:
     tf_keras.utils.set_random_seed(seed)
 
-  def loss_fn(labels, student_logits, teacher_logits):
+  def loss_fn(labels, student_logits, teacher_logits, label_weights=None):
     return hinton_loss(labels, student_logits, teacher_logits, temp=temp, a=a, b=b,
-                       scale_by_temp_squared=scale_by_temp_squared, task_type=task_type)
+                       scale_by_temp_squared=scale_by_temp_squared, task_type=task_type,
+                       label_weights=label_weights)
 
   distiller = Distiller(student, teacher, loss_fn, task_type, student_outputs, teacher_outputs)
   sample_inputs = _first_inputs(as_dataset(train_data, batch_size))

@@ -31,7 +31,7 @@ def _is_sparse(labels: tf.Tensor, logits: tf.Tensor) -> bool:
 
 def hinton_loss(labels: tf.Tensor, student_logits: tf.Tensor, teacher_logits: tf.Tensor, *, temp: float = 1.0,
                 a: float = 0.5, b: float = 0.5, scale_by_temp_squared: bool = True,
-                task_type: str = "multiclass") -> dict[str, tf.Tensor]:
+                task_type: str = "multiclass", label_weights: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
   """Computes the distillation loss and its two terms, each averaged over the batch.
 
   Args:
@@ -45,6 +45,9 @@ def hinton_loss(labels: tf.Tensor, student_logits: tf.Tensor, teacher_logits: tf
     b: weight of the teacher term.
     scale_by_temp_squared: multiply the teacher term by T^2 (not for regression).
     task_type: one of `TASK_TYPES`.
+    label_weights: optional `[batch]` weights of the hard-label term per example: 0 for an example without a gold
+      label (a transfer-set example, learnt from the teacher only), 1 for a labelled one. The hard term stays a mean
+      over the whole batch, so each example's loss is a * w * hard + b * [T^2] * soft.
 
   Returns:
     A dict with `loss` (a * student_loss + b * [T^2] * distillation_loss), `student_loss` (hard-label term) and
@@ -69,6 +72,9 @@ def hinton_loss(labels: tf.Tensor, student_logits: tf.Tensor, teacher_logits: tf
     soft = tf.square(teacher_logits - student_logits)
   else:
     raise UserError(f"task_type must be one of {', '.join(TASK_TYPES)}, got {task_type!r}")
+  if label_weights is not None:
+    weights = tf.cast(label_weights, dtype)
+    hard = hard * tf.reshape(weights, [-1] + [1] * (hard.shape.rank - 1))
   student_loss = tf.reduce_mean(hard)
   distillation_loss = tf.reduce_mean(soft)
   soft_weight = b * temp**2 if scale_by_temp_squared and task_type != "regression" else b
@@ -82,18 +88,31 @@ def supervised_loss(labels: tf.Tensor, logits: tf.Tensor, task_type: str = "mult
   return hinton_loss(labels, logits, logits, a=1.0, b=0.0, task_type=task_type)["student_loss"]
 
 
-def accuracy(labels: tf.Tensor, logits: tf.Tensor, task_type: str = "multiclass") -> tf.Tensor:
-  """Batch accuracy (argmax for multiclass, logit > 0 per output for sigmoids); mean absolute error for regression."""
+def accuracy(labels: tf.Tensor, logits: tf.Tensor, task_type: str = "multiclass",
+             weights: tf.Tensor | None = None) -> tf.Tensor:
+  """Batch accuracy (argmax for multiclass, logit > 0 per output for sigmoids); mean absolute error for regression.
+
+  With `weights` (`[batch]`), the weighted mean over examples (0 when every weight is 0).
+  """
   if task_type == "multiclass":
     if _is_sparse(labels, logits):
       target = tf.reshape(tf.cast(labels, tf.int64), tf.shape(logits, out_type=tf.int64)[:-1])
     else:
       target = tf.argmax(labels, axis=-1)
-    return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=-1), target), tf.float32))
-  labels = _labels_like_logits(labels, logits)
-  if task_type == "regression":
-    return tf.reduce_mean(tf.abs(labels - logits))
-  return tf.reduce_mean(tf.cast(tf.equal(logits > 0, labels > 0.5), tf.float32))
+    per_example = tf.cast(tf.equal(tf.argmax(logits, axis=-1), target), tf.float32)
+  else:
+    labels = _labels_like_logits(labels, logits)
+    if task_type == "regression":
+      per_example = tf.abs(labels - logits)
+    else:
+      per_example = tf.cast(tf.equal(logits > 0, labels > 0.5), tf.float32)
+    per_example = tf.reshape(per_example, [tf.shape(per_example)[0], -1])
+  if weights is None:
+    return tf.reduce_mean(per_example)
+  if per_example.shape.rank == 2:
+    per_example = tf.reduce_mean(per_example, axis=-1)
+  weights = tf.cast(weights, per_example.dtype)
+  return tf.math.divide_no_nan(tf.reduce_sum(per_example * weights), tf.reduce_sum(weights))
 
 
 def metric_name(task_type: str) -> str:

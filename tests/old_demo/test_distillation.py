@@ -156,3 +156,61 @@ def test_fit_supervised_uses_the_optimizer_it_is_given():
                               learning_rate=0.5)
   assert type(trained.optimizer).__name__ == "SGD" and trained.optimizer.learning_rate.numpy() == 0.5
   assert not np.allclose(before[0], trained.weights[0].numpy())
+
+
+class _ConstantTeacher(tf_keras.Model):
+  """Answers the same logits for every input."""
+
+  def __init__(self, logits):
+    super().__init__()
+    self.logits = tf.constant([logits], tf.float32)
+
+  def call(self, inputs, training=False):
+    return tf.tile(self.logits, [tf.shape(inputs)[0], 1])
+
+
+def test_transfer_set_is_learnt_from_the_teacher_only():
+  rng = np.random.default_rng(0)
+  labelled = (rng.normal(size=(4, 4)).astype(np.float32), np.ones(4, np.int32))
+  transfer = rng.normal(size=(256, 4)).astype(np.float32)
+  teacher = _ConstantTeacher([0.0, 5.0])  # class 1, as the four gold labels
+  for cache in (False, True):
+    student, history = distillation.distill(teacher, _dense(4, 2), labelled, temp=1.0, a=5.0, b=1.0, epochs=20,
+                                            batch_size=32, learning_rate=0.05, seed=0, verbose=0,
+                                            cache_teacher=cache, transfer_data=transfer)
+    # Had the transfer rows' placeholder label (0) reached the hard term, a=5 would pull them to class 0.
+    assert np.all(np.argmax(student(transfer).numpy(), -1) == 1), cache
+    assert history.history["accuracy"][-1] == 1.0
+
+
+def test_transfer_set_losses_and_accuracy_match_numpy():
+  rng = np.random.default_rng(1)
+  x, labels = rng.normal(size=(10, 4)).astype(np.float32), rng.integers(0, 3, 10).astype(np.int32)
+  transfer = rng.normal(size=(6, 4)).astype(np.float32)
+  teacher, student = _dense(4, 3, seed=1), _dense(4, 3, seed=2)
+  _, history = distillation.distill(teacher, student, (x, labels), temp=2.0, a=0.3, b=0.7, epochs=1, batch_size=16,
+                                    optimizer=tf_keras.optimizers.SGD(learning_rate=0.0), seed=0, verbose=0,
+                                    transfer_data=transfer)
+  everything = np.concatenate([x, transfer])
+  zs, zt = student(everything).numpy().astype(np.float64), teacher(everything).numpy().astype(np.float64)
+  softmax = lambda z: np.exp(z - z.max(-1, keepdims=True)) / np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)
+  hard = -np.log(softmax(zs)[np.arange(10), labels])
+  soft = -np.sum(softmax(zt / 2.0) * np.log(softmax(zs / 2.0)), -1)
+  np.testing.assert_allclose(history.history["student_loss"][0], hard.sum() / 16, rtol=1e-5)
+  np.testing.assert_allclose(history.history["distillation_loss"][0], soft.mean(), rtol=1e-5)
+  np.testing.assert_allclose(history.history["accuracy"][0], np.mean(zs[:10].argmax(-1) == labels), rtol=1e-6)
+
+
+@pytest.mark.parametrize("train,transfer,kwargs,message", [
+    ("dataset", np.zeros((4, 4), np.float32), {}, "transfer_data needs train_data as a tuple"),
+    ("numpy", np.zeros((4, 4), np.float32), {"b": 0.0, "a": 1.0}, "transfer_data is learnt from the teacher term "
+     "only, but b is 0"),
+    ("numpy", np.zeros((4, 5), np.float32), {}, r"transfer_data rows are shaped \(5,\), train_data's x rows \(4,\)"),
+    ("numpy", np.zeros((0, 4), np.float32), {}, "transfer_data must hold at least one example"),
+    ("numpy", {"x": np.zeros((4, 4), np.float32)}, {}, "transfer_data must be structured like train_data's x"),
+])
+def test_bad_transfer_sets_are_refused(train, transfer, kwargs, message):
+  x, y = np.zeros((8, 4), np.float32), np.zeros(8, np.int32)
+  data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4) if train == "dataset" else (x, y)
+  with pytest.raises(UserError, match=message):
+    distillation.distill(_dense(4, 3), _dense(4, 3), data, transfer_data=transfer, **kwargs)

@@ -100,3 +100,37 @@ def test_probabilities_are_turned_into_equivalent_logits():
   np.testing.assert_allclose(tf.nn.softmax(recovered).numpy(), probs.numpy(), rtol=1e-5)
   sigmoid_logits = losses.to_logits(tf.sigmoid(logits), "probs", "multilabel")
   np.testing.assert_allclose(sigmoid_logits.numpy(), logits, rtol=1e-4)
+
+
+def test_label_weights_drop_the_hard_term_of_unlabelled_examples():
+  rng = np.random.default_rng(3)
+  zs, zt = rng.normal(0, 2, (6, 4)), rng.normal(0, 2, (6, 4))
+  labels = rng.integers(0, 4, 6)
+  weights = np.array([1, 0, 1, 1, 0, 0], np.float64)
+  terms, grad = _tf_loss_and_grad(labels, zs, zt, temp=3.0, a=0.4, b=0.6, label_weights=weights)
+  # Per example: a * w * hard + b * T^2 * soft, averaged over all six rows (NumPy, from the formulas).
+  ps, pt, ps_t = _np_softmax(zs), _np_softmax(zt / 3.0), _np_softmax(zs / 3.0)
+  onehot = np.eye(4)[labels]
+  hard = -np.sum(onehot * np.log(ps), -1) * weights
+  soft = -np.sum(pt * np.log(ps_t), -1)
+  np.testing.assert_allclose(terms["student_loss"], hard.mean(), rtol=1e-6)
+  np.testing.assert_allclose(terms["distillation_loss"], soft.mean(), rtol=1e-6)
+  np.testing.assert_allclose(terms["loss"], 0.4 * hard.mean() + 0.6 * 9.0 * soft.mean(), rtol=1e-6)
+  expected_grad = (0.4 * weights[:, None] * (ps - onehot) + 0.6 * 9.0 * (ps_t - pt) / 3.0) / 6
+  np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-12)
+  # All weights 1 is the unweighted loss.
+  ones, _ = _tf_loss_and_grad(labels, zs, zt, temp=3.0, a=0.4, b=0.6, label_weights=np.ones(6))
+  plain, _ = _tf_loss_and_grad(labels, zs, zt, temp=3.0, a=0.4, b=0.6)
+  np.testing.assert_allclose(ones["loss"], plain["loss"], rtol=1e-12)
+
+
+def test_weighted_accuracy_counts_the_weighted_examples_only():
+  logits = tf.constant([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 2.0]])
+  labels = tf.constant([0, 0, 1, 1])
+  assert float(losses.accuracy(labels, logits)) == 0.5
+  assert float(losses.accuracy(labels, logits, weights=tf.constant([1.0, 0.0, 0.0, 1.0]))) == 1.0
+  assert float(losses.accuracy(labels, logits, weights=tf.constant([0.0, 1.0, 1.0, 0.0]))) == 0.0
+  assert float(losses.accuracy(labels, logits, weights=tf.zeros(4))) == 0.0
+  binary = losses.accuracy(tf.constant([[1.0, 0.0], [1.0, 1.0]]), tf.constant([[1.0, 1.0], [1.0, 1.0]]), "multilabel",
+                           weights=tf.constant([1.0, 0.0]))
+  assert float(binary) == 0.5
