@@ -243,7 +243,7 @@ def finished_runs(task_dir, key):
 def general_pooling(general_student):
   """What `--pooling=auto` reads from the general student: the pooling its run recorded in its config.json (`mean`
   since run_pretraining.py records it), else the first token (general students made before that)."""
-  found = cli.recorded_pooling(general_student) if os.path.isdir(general_student) else None
+  found = cli.recorded_pooling(general_student) if general_student and os.path.isdir(general_student) else None
   return found[0] if found else "first_token"
 
 
