@@ -8,6 +8,9 @@ Per task, the teacher is trained once: on imdb_reviews, all-mpnet-base-v2 (`--te
 MiniLM-L6-H384) through `old_demo.architectures.build_bert`, fine-tuned on the train subsample; on mnist, a CNN. Its
 logits on the train, validation and test examples are computed once and cached in `--cache_dir`; students read them
 through `RecordedTeacher`. Every student is trained alone and distilled with Hinton KD, from the same initial weights.
+The distilled students also learn from a transfer set, which the teacher labels and the student alone never sees:
+4,000 more IMDB train reviews without their labels (`transfer_examples`), or 4 shifted copies of every mnist train
+digit (`transfer_copies`); its logits are cached with the others.
 
 Hyper-parameters are chosen on the validation split only. Every run keeps the weights of its epoch with the best
 validation accuracy (at most `max_epochs`, stopping after `patience` epochs without a better one). The KD setting
