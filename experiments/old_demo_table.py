@@ -351,11 +351,12 @@ def train_student(data: datasets.TaskData, name: str, config: dict, experiment: 
   callback = _best_epoch_callback(experiment.max_epochs, experiment.patience)
   common = {"epochs": experiment.max_epochs, "batch_size": experiment.batch_size, "seed": seed, "verbose": 0,
             "callbacks": [callback]}
+  train = data.train if train is None else train
   if kd is None:
-    distiller.fit_supervised(student, data.train if train is None else train, data.valid, **common)
+    distiller.fit_supervised(student, train, data.valid, **common)
   else:
     temp, a, b = kd
-    student, _ = distiller.distill(teacher, student, data.train, data.valid, temp=temp, a=a, b=b, cache_teacher=True,
+    student, _ = distiller.distill(teacher, student, train, data.valid, temp=temp, a=a, b=b, cache_teacher=True,
                                    transfer_data=transfer, **common)
   return {"student": name, "seed": seed, "kd": None if kd is None else list(kd), "best_epoch": callback.best_epoch + 1,
           "valid_accuracy": distiller.evaluate_accuracy(student, data.valid),
