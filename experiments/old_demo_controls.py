@@ -25,10 +25,13 @@ import time
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import old_demo_table as table  # noqa: E402  (a sibling script, not a package)
-from modeling import files, runtime_env  # noqa: E402
-from modeling.errors import UserError  # noqa: E402
+from modeling import files, runtime_env
+from modeling.errors import UserError
+
+try:
+  from experiments import old_demo_table as table  # Imported from the repo root (the tests).
+except ModuleNotFoundError:  # Run as `python3 experiments/old_demo_controls.py`: its own folder is on sys.path.
+  import old_demo_table as table
 
 # --tasks, --seeds and --output_dir are old_demo_table's flags (one absl namespace); this adds --students.
 flags.DEFINE_list("students", None, "Students to run (default: all of the task's).")
