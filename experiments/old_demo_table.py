@@ -155,8 +155,9 @@ def shifted_copies(images: np.ndarray, copies: int, max_shift: int, seed: int = 
   return out
 
 
-def prepare_data(task: str, experiment: Experiment) -> tuple[datasets.TaskData, np.ndarray | None]:
-  """The task's splits, subsampled as `experiment` says, and the transfer set's inputs (None without one).
+def prepare_data(task: str, experiment: Experiment, with_transfer_labels: bool = False):
+  """The task's splits, subsampled as `experiment` says, and the transfer set's inputs (None without one); with
+  `with_transfer_labels`, also the transfer set's gold labels, which the table itself never reads (controls only).
 
   A text vocabulary is rebuilt from the train subsample and the transfer texts: both arms, alone and distilled, read
   the same vocabulary, and unlabelled text is fair game for building one.
@@ -176,14 +177,17 @@ def prepare_data(task: str, experiment: Experiment) -> tuple[datasets.TaskData, 
     rest = order[experiment.train_examples:experiment.train_examples + experiment.transfer_examples]
     if len(rest) < experiment.transfer_examples:
       raise UserError(f"{task}: {experiment.transfer_examples} transfer examples asked, {len(rest)} left in train")
-    transfer = full_train[0][rest]
+    transfer, transfer_labels = full_train[0][rest], full_train[1][rest]
   elif experiment.transfer_copies:
     if data.modality != "image":
       raise UserError(f"{task}: transfer_copies applies to image tasks; text uses transfer_examples")
     transfer = shifted_copies(data.train[0], experiment.transfer_copies, experiment.transfer_shift_pixels)
+    transfer_labels = np.tile(data.train[1], experiment.transfer_copies)  # A shift keeps the digit.
   if data.modality == "text":
     texts = data.train[0] if transfer is None else np.concatenate([data.train[0], transfer])
     data.vocabulary = datasets.build_vocabulary(texts)
+  if with_transfer_labels:
+    return data, transfer, None if transfer is None else transfer_labels
   return data, transfer
 
 
@@ -335,9 +339,9 @@ def teacher_outputs(task: str, data: datasets.TaskData, experiment: Experiment, 
 
 def train_student(data: datasets.TaskData, name: str, config: dict, experiment: Experiment, seed: int,
                   teacher: tf_keras.Model | None = None, kd: tuple[float, float, float] | None = None,
-                  transfer: np.ndarray | None = None) -> dict:
+                  transfer: np.ndarray | None = None, train: tuple | None = None) -> dict:
   """One run: the student alone (`kd` None) or distilled from `teacher` with `kd` = (temp, a, b), on the labelled
-  train split plus, when distilled, the unlabelled `transfer` inputs.
+  train split plus, when distilled, the unlabelled `transfer` inputs. `train` replaces the labelled train split.
 
   Returns the run's record: validation accuracy of the kept epoch, that epoch, and test accuracy.
   """
@@ -347,11 +351,12 @@ def train_student(data: datasets.TaskData, name: str, config: dict, experiment: 
   callback = _best_epoch_callback(experiment.max_epochs, experiment.patience)
   common = {"epochs": experiment.max_epochs, "batch_size": experiment.batch_size, "seed": seed, "verbose": 0,
             "callbacks": [callback]}
+  train = data.train if train is None else train
   if kd is None:
-    distiller.fit_supervised(student, data.train, data.valid, **common)
+    distiller.fit_supervised(student, train, data.valid, **common)
   else:
     temp, a, b = kd
-    student, _ = distiller.distill(teacher, student, data.train, data.valid, temp=temp, a=a, b=b, cache_teacher=True,
+    student, _ = distiller.distill(teacher, student, train, data.valid, temp=temp, a=a, b=b, cache_teacher=True,
                                    transfer_data=transfer, **common)
   return {"student": name, "seed": seed, "kd": None if kd is None else list(kd), "best_epoch": callback.best_epoch + 1,
           "valid_accuracy": distiller.evaluate_accuracy(student, data.valid),

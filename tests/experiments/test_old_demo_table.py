@@ -121,3 +121,44 @@ def test_write_results_keeps_other_tasks_only_with_update(tmp_path):
   assert "| imdb_reviews | cnn 0.9800 | mlp |" in text and "- mnist: `second`, 2026-11-29, 2.0 min" in text
   table.write_results(str(tmp_path), result("mnist", "third"), update=False)
   assert sorted(json.loads((tmp_path / "old_demo_table.json").read_text())["results"]) == ["mnist"]
+
+
+def _shift_reference(image, dy, dx):
+  """`image` moved dy rows down and dx columns right, zero-filled: a padded copy, sliced."""
+  height, width = image.shape[:2]
+  padded = np.pad(image, ((abs(dy), abs(dy)), (abs(dx), abs(dx))) + ((0, 0),) * (image.ndim - 2))
+  return padded[abs(dy) - dy:abs(dy) - dy + height, abs(dx) - dx:abs(dx) - dx + width]
+
+
+def test_shifted_copies_move_each_image_by_a_seeded_shift_within_the_limit():
+  images = np.random.default_rng(0).random((5, 6, 7, 1)).astype(np.float32)
+  copies = table.shifted_copies(images, 3, max_shift=2, seed=4)
+  assert copies.shape == (15, 6, 7, 1) and copies.dtype == np.float32
+  np.testing.assert_array_equal(copies, table.shifted_copies(images, 3, max_shift=2, seed=4))
+  shifts = set()
+  for k in range(3):
+    for i in range(5):
+      matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if np.array_equal(copies[5 * k + i], _shift_reference(images[i], dy, dx))]
+      assert len(matches) == 1, (k, i)
+      shifts.add(matches[0])
+  assert len(shifts) > 3  # the shifts vary
+
+
+def test_transfer_sets_and_their_labels():
+  mnist = dataclasses.replace(table.EXPERIMENTS["mnist"], transfer_copies=2)
+  data, transfer, labels = table.prepare_data("mnist", mnist, with_transfer_labels=True)
+  assert transfer.shape == (2 * len(data.train[1]),) + data.train[0].shape[1:]
+  np.testing.assert_array_equal(labels, np.tile(data.train[1], 2))
+  assert table.prepare_data("mnist", mnist)[1].shape == transfer.shape
+  imdb = dataclasses.replace(table.EXPERIMENTS["imdb_reviews"], train_examples=50, transfer_examples=30)
+  data, transfer, labels = table.prepare_data("imdb_reviews", imdb, with_transfer_labels=True)
+  assert len(data.train[1]) == 50 and len(transfer) == len(labels) == 30
+  assert not set(transfer) & set(data.train[0])  # the next reviews of the same permutation, not the train ones
+  every = table.subsample(table.datasets.get_dataset("imdb_reviews")(None).train, 80)
+  np.testing.assert_array_equal(transfer, every[0][50:])
+  np.testing.assert_array_equal(labels, every[1][50:])
+  # The vocabulary reads the transfer texts too: every word of the train reviews, and more.
+  assert set(data.vocabulary) > set(table.datasets.build_vocabulary(data.train[0]))
+  with pytest.raises(table.UserError, match="transfer_examples applies to text tasks"):
+    table.prepare_data("mnist", dataclasses.replace(mnist, transfer_examples=3))
