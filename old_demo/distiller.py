@@ -25,8 +25,9 @@ class Distiller(tf_keras.Model):
 
   Batches are `(x, y)`, or `(x, {"labels": y, "teacher_logits": z_T, "labeled": w})` where the teacher outputs
   were cached (`teacher_logits`) or some examples have no gold label (`labeled`: 1 or 0 per example, see
-  `hinton_loss`'s `label_weights`); either key may be absent. Only the student's variables receive gradients; the teacher always runs in inference mode. Logged metrics: `loss`,
-  `student_loss`, `distillation_loss` and `accuracy` (`mae` for regression).
+  `hinton_loss`'s `label_weights`); either key may be absent. Only the student's variables receive gradients; the
+  teacher always runs in inference mode. Logged metrics: `loss`, `student_loss`, `distillation_loss` and `accuracy`
+  (`mae` for regression; both count labelled examples only).
 
   Args:
     student: the model being trained.
@@ -99,8 +100,8 @@ class Distiller(tf_keras.Model):
   def test_step(self, data):
     inputs, labels, teacher_logits, label_weights = self._unpack(data)
     student_logits = self(inputs, training=False)
-    return self._record(labels, student_logits, self._loss_terms(labels, student_logits, teacher_logits, label_weights),
-                        label_weights)
+    losses = self._loss_terms(labels, student_logits, teacher_logits, label_weights)
+    return self._record(labels, student_logits, losses, label_weights)
 
 
 class _LogitsFromProbs(tf_keras.Model):
