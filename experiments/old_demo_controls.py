@@ -50,9 +50,7 @@ def _recorded_teacher(task, data, experiment, transfer):
   outputs = table.teacher_outputs(task, data, experiment, FLAGS.cache_dir, transfer)  # The table's cache.
   if "transfer_logits" not in outputs:
     raise UserError(f"the cached teacher of {task} has no transfer-set logits; run old_demo_table.py first")
-  return table.RecordedTeacher(np.concatenate([data.train[0], data.valid[0], transfer]),
-                               np.concatenate([outputs["train_logits"], outputs["valid_logits"],
-                                               outputs["transfer_logits"]]))
+  return table.recorded_teacher(data, outputs, transfer)
 
 
 def _selections(task: str) -> dict:
@@ -66,7 +64,7 @@ def _selections(task: str) -> dict:
 
 def run_task(task: str, students: list[str] | None, seeds: int, with_kd: bool = False) -> dict:
   experiment = table.EXPERIMENTS[task]
-  data, transfer, transfer_labels = table.prepare_data(task, experiment, with_transfer_labels=True)
+  data, transfer, transfer_labels = table.prepare_data(task, experiment)
   if transfer is None:
     raise UserError(f"{task} has no transfer set in old_demo_table.EXPERIMENTS")
   train = labelled_transfer(data, transfer, transfer_labels)

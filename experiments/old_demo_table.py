@@ -155,9 +155,9 @@ def shifted_copies(images: np.ndarray, copies: int, max_shift: int, seed: int = 
   return out
 
 
-def prepare_data(task: str, experiment: Experiment, with_transfer_labels: bool = False):
-  """The task's splits, subsampled as `experiment` says, and the transfer set's inputs (None without one); with
-  `with_transfer_labels`, also the transfer set's gold labels, which the table itself never reads (controls only).
+def prepare_data(task: str, experiment: Experiment):
+  """`(data, transfer, transfer_labels)`: the task's splits, subsampled as `experiment` says, and the transfer set's
+  inputs and gold labels (None without one). The table never reads those labels; the controls do.
 
   A text vocabulary is rebuilt from the train subsample and the transfer texts: both arms, alone and distilled, read
   the same vocabulary, and unlabelled text is fair game for building one.
@@ -167,7 +167,7 @@ def prepare_data(task: str, experiment: Experiment, with_transfer_labels: bool =
   data.train = subsample(full_train, experiment.train_examples)
   data.valid = subsample(data.valid, experiment.valid_examples)
   data.test = subsample(data.test, experiment.test_examples)
-  transfer = None
+  transfer = transfer_labels = None
   if experiment.transfer_examples:
     if data.modality != "text":
       raise UserError(f"{task}: transfer_examples applies to text tasks; images use transfer_copies")
@@ -186,9 +186,15 @@ def prepare_data(task: str, experiment: Experiment, with_transfer_labels: bool =
   if data.modality == "text":
     texts = data.train[0] if transfer is None else np.concatenate([data.train[0], transfer])
     data.vocabulary = datasets.build_vocabulary(texts)
-  if with_transfer_labels:
-    return data, transfer, None if transfer is None else transfer_labels
-  return data, transfer
+  return data, transfer, transfer_labels
+
+
+def recorded_teacher(data: datasets.TaskData, outputs: dict, transfer: np.ndarray | None) -> "RecordedTeacher":
+  """The teacher of `teacher_outputs`, answering from its logits on train, validation and the transfer set."""
+  recorded = [(data.train[0], outputs["train_logits"]), (data.valid[0], outputs["valid_logits"])]
+  if transfer is not None:
+    recorded.append((transfer, outputs["transfer_logits"]))
+  return RecordedTeacher(np.concatenate([x for x, _ in recorded]), np.concatenate([z for _, z in recorded]))
 
 
 def _keys(inputs) -> tf.Tensor:
@@ -402,12 +408,9 @@ def markdown_table(results: dict) -> str:
 
 def run_task(task: str, experiment: Experiment, seeds: int, cache_dir: str) -> dict:
   """Teacher, then per student: alone on every seed, the grid on seed 0, the selected setting on the other seeds."""
-  data, transfer = prepare_data(task, experiment)
+  data, transfer, _ = prepare_data(task, experiment)
   outputs = teacher_outputs(task, data, experiment, cache_dir, transfer)
-  recorded = [(data.train[0], outputs["train_logits"]), (data.valid[0], outputs["valid_logits"])]
-  if transfer is not None:
-    recorded.append((transfer, outputs["transfer_logits"]))
-  teacher = RecordedTeacher(np.concatenate([x for x, _ in recorded]), np.concatenate([z for _, z in recorded]))
+  teacher = recorded_teacher(data, outputs, transfer)
   runs, selections = [], {}
   for name, config in experiment.students:
     for seed in range(seeds):

@@ -18,7 +18,7 @@ def fake(monkeypatch, tmp_path):
                                  (np.ones((2, 3, 3, 1), np.float32), np.arange(2, dtype=np.int32)),
                                  (np.ones((2, 3, 3, 1), np.float32), np.arange(2, dtype=np.int32)))
   transfer = np.full((8, 3, 3, 1), 2.0, np.float32)
-  monkeypatch.setattr(table, "prepare_data", lambda task, experiment, with_transfer_labels: (
+  monkeypatch.setattr(table, "prepare_data", lambda task, experiment: (
       data, transfer, np.tile(data.train[1], 2)))
   monkeypatch.setattr(table, "teacher_outputs", lambda task, data, experiment, cache_dir, transfer: {
       "train_logits": np.zeros((4, 10)), "valid_logits": np.zeros((2, 10)), "transfer_logits": np.zeros((8, 10))})

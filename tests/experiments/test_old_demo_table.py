@@ -147,12 +147,12 @@ def test_shifted_copies_move_each_image_by_a_seeded_shift_within_the_limit():
 
 def test_transfer_sets_and_their_labels():
   mnist = dataclasses.replace(table.EXPERIMENTS["mnist"], transfer_copies=2)
-  data, transfer, labels = table.prepare_data("mnist", mnist, with_transfer_labels=True)
+  data, transfer, labels = table.prepare_data("mnist", mnist)
   assert transfer.shape == (2 * len(data.train[1]),) + data.train[0].shape[1:]
   np.testing.assert_array_equal(labels, np.tile(data.train[1], 2))
   assert table.prepare_data("mnist", mnist)[1].shape == transfer.shape
   imdb = dataclasses.replace(table.EXPERIMENTS["imdb_reviews"], train_examples=50, transfer_examples=30)
-  data, transfer, labels = table.prepare_data("imdb_reviews", imdb, with_transfer_labels=True)
+  data, transfer, labels = table.prepare_data("imdb_reviews", imdb)
   assert len(data.train[1]) == 50 and len(transfer) == len(labels) == 30
   assert not set(transfer) & set(data.train[0])  # the next reviews of the same permutation, not the train ones
   every = table.subsample(table.datasets.get_dataset("imdb_reviews")(None).train, 80)
