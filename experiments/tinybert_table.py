@@ -87,7 +87,7 @@ TEACHERS = {
     "minilm": ("MiniLM-L6-H384", assets.minilm_dir, "configs/tinybert_4l_312.json", ""),
     "mpnet": ("all-mpnet-base-v2", assets.mpnet_dir, "configs/mpnet_4l_312.json", "_mpnet"),
 }
-DEFAULT_TASKS = {"minilm": "rotten_tomatoes,bbc_news", "mpnet": "rotten_tomatoes"}
+DEFAULT_TASKS = {"minilm": "rotten_tomatoes,bbc_news", "mpnet": "rotten_tomatoes,bbc_news"}
 
 # SCALES[scale][teacher]: task_examples caps each split (None: all; bbc_news's files are sorted by class, so a cap
 # takes a random subset); seq per task; teacher (epochs, learning rate) per task, with its dtype and progress
@@ -103,9 +103,9 @@ SCALES = {
                    "general": {"steps": 600, "batch": 32, "seq": 128, "learning_rate": 3e-4, "dtype": None},
                    "epochs": 6, "intermediate_epochs": 3, "prediction_epochs": 3, "batch": 32,
                    "cache": {"rotten_tomatoes": "all", "bbc_news": "all"}, "augment_copies": 4},
-        "mpnet": {"task_examples": {"rotten_tomatoes": None, "bbc_news": None, "imdb_reviews": None},
-                  "seq": {"rotten_tomatoes": 64, "bbc_news": 128, "imdb_reviews": 128},
-                  "teacher": {"rotten_tomatoes": (1, 3e-5), "bbc_news": (3, 3e-5), "imdb_reviews": (1, 3e-5)},
+        "mpnet": {"task_examples": {"rotten_tomatoes": 2000, "bbc_news": 1000, "imdb_reviews": 2000},
+                  "seq": {"rotten_tomatoes": 64, "bbc_news": 64, "imdb_reviews": 128},
+                  "teacher": {"rotten_tomatoes": (3, 3e-5), "bbc_news": (3, 3e-5), "imdb_reviews": (2, 3e-5)},
                   "teacher_dtype": "bfloat16", "teacher_steps_per_loop": 10,
                   "general": {"steps": 400, "batch": 32, "seq": 64, "learning_rate": 3e-4, "dtype": "bfloat16"},
                   "epochs": 6, "intermediate_epochs": 3, "prediction_epochs": 3, "batch": 32,
@@ -135,6 +135,8 @@ ROWS = tuple(ROW_KEYS)
 DEFAULT_ROWS = ("teacher", "no distillation", "Hinton KD", "task KD", "TinyBERT (general + task)")
 GENERAL_ROWS = ("TinyBERT (general + task)", "TinyBERT + augmentation")
 STUDENT_LEARNING_RATE = 5e-4
+# Their files are sorted by class: a cap on the examples takes a seeded random subset (--sample_examples).
+SORTED_TASKS = ("bbc_news", "imdb_reviews")
 TEACHER_SEED = 1
 AUGMENT_SEED = 1
 STUDENT_STEPS_PER_LOOP = 20
@@ -211,7 +213,7 @@ def _prepare(task, settings, teacher_dir, output_dir, step, augmented_file=None)
        "prepare_dataset/create_finetuning_data.py",
        {"task_name": task, "vocab_path": os.path.join(teacher_dir, "vocab.txt"), "output_dir": output_dir,
         "max_seq_length": settings["seq"][task], "max_examples": examples,
-        "sample_examples": "true" if task == "bbc_news" and examples else None, "augmented_file": augmented_file},
+        "sample_examples": "true" if task in SORTED_TASKS and examples else None, "augmented_file": augmented_file},
        os.path.join(output_dir, "meta.json"))
 
 
@@ -221,7 +223,7 @@ def _augment(task, settings, task_dir, teacher_dir, step):
   augmented = os.path.join(task_dir, "augmented")
   step(f"{task}: augment (GloVe, {settings['augment_copies']} copies per example)", "prepare_dataset/augment_data.py",
        {"task_name": task, "output_dir": augmented, "num_augmented": settings["augment_copies"], "seed": AUGMENT_SEED,
-        "max_examples": examples, "sample_examples": "true" if task == "bbc_news" and examples else None},
+        "max_examples": examples, "sample_examples": "true" if task in SORTED_TASKS and examples else None},
        os.path.join(augmented, "augment_meta.json"))
   data = os.path.join(task_dir, "data_augmented")
   _prepare(task, settings, teacher_dir, data, step, augmented_file=os.path.join(augmented, "train_augmented.tsv"))
