@@ -9,7 +9,8 @@ Teachers (`--teacher`):
                     Rotten Tomatoes and BBC News by default; outputs in experiments_output/<scale>/.
   mpnet             all-mpnet-base-v2 (109.5M, the TinyBERT paper's teacher size) -> the TinyBERT4-shaped MPNet
                     student (`configs/mpnet_4l_312.json`, on the teacher's vocab and specials), layer map 3,6,9,12;
-                    Rotten Tomatoes by default; outputs in experiments_output/<scale>_mpnet/.
+                    Rotten Tomatoes and BBC News by default, IMDB on request; outputs in
+                    experiments_output/<scale>_mpnet/.
 
 Rows (`--rows` takes the names or the short keys in brackets; teacher, no, hinton, task and tinybert run by
 default, the others only when named):
@@ -45,25 +46,22 @@ teacher's outputs on disk (`--cache_teacher_outputs`, <task>/teacher_cache/, key
 the batch size), which shuffles whole batches. Dev is the best epoch's, so it is selected on itself; test is the
 same checkpoint's, untouched by any choice.
 
-Compute per run with the MPNet teacher at scale `medium`, Rotten Tomatoes (10,250 train reviews, seq 64, 320 steps
-of 32 per epoch), estimated from the code on 2 unloaded cores with one MPNet training step at about 9 s, an MPNet
-forward pass at about 3 s and a student step at about 0.6 s (from its FLOPs against MPNet's); under the load of a shared machine (load 6-10)
-MPNet steps were measured 3x slower:
-  teacher                   1 epoch: ~50 min (2-4 h loaded).
-  general student           400 steps, each an MPNet forward pass and a student step: ~25 min (1-2 h loaded).
-  no distillation           6 epochs: ~20 min.
-  Hinton KD                 6 epochs ~20 min, plus once per task its own pass for the teacher's logits (~16 min).
-  task KD                   3 + 3 epochs ~20 min, plus once per task the stage-1 cache (~16 min, 6.8 GB on disk)
-                            and the logits (~16 min).
-  TinyBERT                  as task KD, plus the general student once.
-  init from teacher         as task KD.
-  TinyBERT + augmentation   4 copies: ~51k rows, 1,600 steps per epoch: 3 + 3 epochs ~1.6 h, plus once per task
-                            the augmentation (~2 min) and both caches on the augmented data (~2.7 h, 34 GB on disk).
-The distillation rows share the caches (Hinton KD its own logits), so seeds 2 and 3 cost only their epochs. BBC News (seq 128,
-1,785 articles) costs about a fifth of Rotten Tomatoes per student epoch, with a 3-epoch teacher of about 1 h and a
-4.6 GB cache. IMDB (`imdb_reviews`, 20,028 reviews at seq 128) is listed but not run by default: its stage-1 cache
-would take 51 GB, so its rows cache only the logits and recompute the teacher in stage 1 (~4 h per stage-1 run), a
-~3.5 h teacher, and about two days unloaded for every row with 3 seeds; augmentation there is not practical.
+Scale `medium` gives both teachers the same data: the first 2,000 Rotten Tomatoes training reviews, a seeded 1,000
+of BBC News' training articles (both at seq 64) and, for MPNet, a seeded 2,000 of IMDB's (`imdb_reviews`, at seq
+128); dev and test are capped the same way (Rotten Tomatoes' are smaller than the cap, so they are whole). The
+teacher fine-tunes on the same examples as its students, so what a distilled student gains over the student alone
+comes from the teacher, not from labels the student never saw. Compute with the MPNet teacher, measured on 2 cores
+with one thread per run and two runs at a time (experiments/README.md has the per-row minutes of the last table):
+  teacher                   3 epochs of bfloat16 MPNet: about 15 min on BBC News, 25 min on Rotten Tomatoes.
+  no distillation           6 epochs: 4 min on BBC News.
+  TinyBERT (general + task) 3 + 3 epochs: 6 min on BBC News after its stage-1 cache (0.85 GB) is made once.
+  TinyBERT + augmentation   4 copies, so about 5x the rows of every epoch and of the cache; at seq 64 about 0.65 MB
+                            of cache a row (3.4 GB for BBC News, 6.5 GB for Rotten Tomatoes), at seq 128 (IMDB) about
+                            2.6 MB a row (26 GB).
+The distillation rows share the caches (Hinton KD its own logits), so seeds 2 and 3 cost only their epochs. The
+general student (400 steps of 32 at seq 64, bfloat16) is made once for every task. A finished run's folder keeps its
+best checkpoint; its resume checkpoints (an MPNet teacher's are 1.3 GB each) can be deleted once
+training_summary.json is written.
 
 Results go to experiments/results/tinybert_table.{md,json,png} (MiniLM) or tinybert_table_mpnet.{md,json,png}
 (`--results_dir` changes the folder). The table holds every finished run of the selected tasks, all seeds found
@@ -109,7 +107,7 @@ SCALES = {
                   "teacher_dtype": "bfloat16", "teacher_steps_per_loop": 10,
                   "general": {"steps": 400, "batch": 32, "seq": 64, "learning_rate": 3e-4, "dtype": "bfloat16"},
                   "epochs": 6, "intermediate_epochs": 3, "prediction_epochs": 3, "batch": 32,
-                  "cache": {"rotten_tomatoes": "all", "bbc_news": "all", "imdb_reviews": "logits"},
+                  "cache": {"rotten_tomatoes": "all", "bbc_news": "all", "imdb_reviews": "all"},
                   "augment_copies": 4},
     },
 }
@@ -121,6 +119,7 @@ SCALES["full"] = {
                    seq={"rotten_tomatoes": 128, "bbc_news": 256},
                    general={"steps": 20000, "batch": 32, "seq": 256, "learning_rate": 1e-4, "dtype": None}),
     "mpnet": dict(SCALES["medium"]["mpnet"], **_FULL_COMMON,
+                  task_examples={"rotten_tomatoes": None, "bbc_news": None, "imdb_reviews": None},
                   seq={"rotten_tomatoes": 128, "bbc_news": 256, "imdb_reviews": 256},
                   teacher={"rotten_tomatoes": (3, 2e-5), "bbc_news": (3, 2e-5), "imdb_reviews": (2, 2e-5)},
                   general={"steps": 20000, "batch": 32, "seq": 128, "learning_rate": 1e-4, "dtype": "bfloat16"},

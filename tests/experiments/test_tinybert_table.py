@@ -95,17 +95,17 @@ def _mpnet_steps(bench):
                           f"{out}/general_student/training_summary.json"),
       "data": ("prepare_dataset/create_finetuning_data.py",
                {"task_name": "rotten_tomatoes", "vocab_path": f"{mpnet}/vocab.txt", "output_dir": f"{rt}/data",
-                "max_seq_length": "64"}, f"{rt}/data/meta.json"),
+                "max_seq_length": "64", "max_examples": "2000"}, f"{rt}/data/meta.json"),
       "teacher": ("run_finetuning.py",
                   {"task_name": "rotten_tomatoes", "data_dir": f"{rt}/data", "output_dir": f"{rt}/teacher",
                    "config_path": f"{mpnet}/config.json", "ckpt_path": mpnet, "max_seq_length": "64",
-                   "batch_size": "32", "epochs": "1", "learning_rate": "3e-5", "seed": "1", "steps_per_loop": "10",
+                   "batch_size": "32", "epochs": "3", "learning_rate": "3e-5", "seed": "1", "steps_per_loop": "10",
                    "export_dir": "-", "dtype": "bfloat16"}, f"{rt}/teacher/training_summary.json"),
   }
 
 
 def test_mpnet_runs_the_coordinators_commands_then_every_row(bench):
-  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", ALL_ROWS)
+  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", ALL_ROWS, "--tasks", "rotten_tomatoes")
   expected = _mpnet_steps(bench)
   scripts = [script for script, _ in bench.calls]
   assert [(s, _as_given(f)) for s, f in bench.calls[:5]] == [
@@ -117,7 +117,7 @@ def test_mpnet_runs_the_coordinators_commands_then_every_row(bench):
       "run_finetuning.py"] * 7
   augment, augmented_data = bench.calls[5][1], bench.calls[6][1]
   assert augment == {"task_name": "rotten_tomatoes", "output_dir": f"{rt}/augmented", "num_augmented": "4",
-                     "seed": "1"}
+                     "seed": "1", "max_examples": "2000"}
   assert augmented_data == dict(expected["data"][1], output_dir=f"{rt}/data_augmented",
                                 augmented_file=f"{rt}/augmented/train_augmented.tsv")
   runs = {os.path.basename(flags["output_dir"]): flags for _, flags in bench.calls[7:]}
@@ -163,7 +163,7 @@ def test_mpnet_skips_the_hand_run_steps_and_finished_runs(bench):
   _write_run(rt / "tinybert_seed1", 0.84, 0.83)
   (rt / "task_mean_seed1").mkdir()  # started, not finished: runs again (and resumes from its checkpoints)
 
-  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", "no,task,tinybert")
+  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", "no,task,tinybert", "--tasks", "rotten_tomatoes")
   assert [os.path.basename(flags["output_dir"]) for _, flags in bench.calls] == ["task_mean_seed1"]
 
   report = (bench.results / "tinybert_table_mpnet_auto.md").read_text()
@@ -234,6 +234,20 @@ def test_minilm_data_and_teacher_commands(bench):
   assert "dtype" not in teacher
 
 
+def test_mpnet_imdb_takes_a_seeded_sample_of_its_sorted_reviews(bench):
+  """IMDB's file lists every negative review first: a capped split must be a random sample, not the first rows."""
+  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", "teacher,tinybert_augmented", "--tasks", "imdb_reviews")
+  by_script = {}
+  for script, flags in bench.calls:
+    by_script.setdefault(script, []).append(flags)
+  data = by_script["prepare_dataset/create_finetuning_data.py"][0]
+  assert (data["max_examples"], data["sample_examples"], data["max_seq_length"]) == ("2000", "true", "128")
+  augment = by_script["prepare_dataset/augment_data.py"][0]
+  assert (augment["max_examples"], augment["sample_examples"]) == ("2000", "true")
+  teacher = next(f for f in by_script["run_finetuning.py"] if f["output_dir"].endswith("teacher"))
+  assert (teacher["epochs"], teacher["learning_rate"]) == ("2", "3e-05")
+
+
 def test_bad_tasks_and_rows_exit_with_the_flag_named(bench):
   with pytest.raises(SystemExit, match="--tasks: bbc; with --teacher mpnet"):
     _main(bench, "--teacher", "mpnet", "--tasks", "bbc")
@@ -270,3 +284,12 @@ def test_format_table_means_spread_and_share_of_teacher():
                                              "0.7700 ± 0.0000 | 100.0% / 98.7% |")
   assert rows["Hinton KD"] == "| Hinton KD | 14.4M | n/a | n/a | n/a |"
   assert rows["init from teacher"] == "| init from teacher | 14.4M | n/a | n/a | n/a |"
+
+
+def test_full_scale_reads_every_example_for_both_teachers(bench):
+  """Scale `full` inherits medium's settings except what it overrides: never medium's caps on the examples."""
+  for teacher in table.TEACHERS:
+    assert set(table.SCALES["full"][teacher]["task_examples"].values()) == {None}, teacher
+  _main(bench, "--teacher", "mpnet", "--scale", "full", "--seeds", "1", "--rows", "teacher", "--tasks", "imdb_reviews")
+  data = bench.calls[0][1]
+  assert "max_examples" not in data and "sample_examples" not in data and data["max_seq_length"] == "256"
