@@ -52,19 +52,20 @@ of BBC News' training articles (both at seq 64) and, for MPNet, a seeded 2,000 o
 teacher fine-tunes on the same examples as its students, so what a distilled student gains over the student alone
 comes from the teacher, not from labels the student never saw. Compute with the MPNet teacher, measured on 2 cores
 with one thread per run and two runs at a time (experiments/README.md has the per-row minutes of the last table):
-  teacher                   3 epochs of bfloat16 MPNet: about 15 min on BBC News, 25 min on Rotten Tomatoes.
-  no distillation           6 epochs: 4 min on BBC News.
-  TinyBERT (general + task) 3 + 3 epochs: 6 min on BBC News after its stage-1 cache (0.85 GB) is made once.
-  TinyBERT + augmentation   4 copies, so about 5x the rows of every epoch and of the cache; at seq 64 about 0.65 MB
-                            of cache a row (3.4 GB for BBC News, 6.5 GB for Rotten Tomatoes), at seq 128 (IMDB) about
-                            2.6 MB a row (26 GB).
+  teacher                   3 epochs of bfloat16 MPNet: 14 min on BBC News, 32 min on Rotten Tomatoes.
+  no distillation           6 epochs: 4 min on BBC News, 9 min on Rotten Tomatoes.
+  TinyBERT (general + task) 3 + 3 epochs: 5 and 11 min, the first run making the stage-1 cache (0.85 and 1.3 GB).
+  TinyBERT + augmentation   4 copies, so about 5x the rows of every epoch and of the cache: 23 min on BBC News, about
+                            45 min on Rotten Tomatoes, the first run of each making the cache (4.2 GB for BBC News'
+                            5,000 rows at 0.84 MB a row, 6.1 GB for Rotten Tomatoes' 9,726 at 0.63 MB a row; at
+                            seq 128, IMDB's 10,000 rows would take about 2.6 MB a row, 26 GB).
 The distillation rows share the caches (Hinton KD its own logits), so seeds 2 and 3 cost only their epochs. The
 general student (400 steps of 32 at seq 64, bfloat16) is made once for every task. A finished run's folder keeps its
 best checkpoint; its resume checkpoints (an MPNet teacher's are 1.3 GB each) can be deleted once
 training_summary.json is written.
 
-Results go to experiments/results/tinybert_table.{md,json,png} (MiniLM) or tinybert_table_mpnet.{md,json,png}
-(`--results_dir` changes the folder). The table holds every finished run of the selected tasks, all seeds found
+Results go to experiments/results/tinybert_table.{md,json,png} (MiniLM) or tinybert_table_mpnet.{md,json,png},
+with `_<pooling>` added to the name unless `--pooling first_token` (`--results_dir` changes the folder). The table holds every finished run of the selected tasks, all seeds found
 on disk; `--report_only` rebuilds it without running anything.
 """
 
