@@ -61,8 +61,8 @@ with one thread per run and two runs at a time (experiments/README.md has the pe
                             seq 128, IMDB's 10,000 rows would take about 2.6 MB a row, 26 GB).
 The distillation rows share the caches (Hinton KD its own logits), so seeds 2 and 3 cost only their epochs. The
 general student (400 steps of 32 at seq 64, bfloat16) is made once for every task. A finished run's folder keeps its
-best checkpoint; its resume checkpoints (an MPNet teacher's are 1.3 GB each) can be deleted once
-training_summary.json is written.
+best checkpoint; `--prune_checkpoints` deletes its resume checkpoints once it has finished (an MPNet teacher's are
+1.3 GB each, a stage-1 student's about 0.5 GB with tf.data's shuffle buffer).
 
 Results go to experiments/results/tinybert_table.{md,json,png} (MiniLM) or tinybert_table_mpnet.{md,json,png},
 with `_<pooling>` added to the name unless `--pooling first_token` (`--results_dir` changes the folder). The table holds every finished run of the selected tasks, all seeds found
@@ -73,6 +73,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -240,6 +241,35 @@ def finished_runs(task_dir, key):
       if match and os.path.exists(os.path.join(task_dir, name, "training_summary.json")):
         runs[int(match.group(1))] = os.path.join(task_dir, name)
   return dict(sorted(runs.items()))
+
+
+RESUME_CHECKPOINTS = ("checkpoints", os.path.join("intermediate", "checkpoints"))
+
+
+def prune_resume_checkpoints(folder):
+  """Deletes a finished run's resume checkpoints (`checkpoints/`, `intermediate/checkpoints/`), keeping `best/` and
+  the results; an unfinished run (no training_summary.json) keeps everything. Returns the bytes freed."""
+  if not os.path.exists(os.path.join(folder, "training_summary.json")):
+    return 0
+  freed = 0
+  for name in RESUME_CHECKPOINTS:
+    path = os.path.join(folder, name)
+    if os.path.isdir(path):
+      freed += sum(os.path.getsize(os.path.join(root, f)) for root, _, names in os.walk(path) for f in names)
+      shutil.rmtree(path)
+  return freed
+
+
+def pruning(step):
+  """`step` that then prunes the resume checkpoints of a finished training run (`--prune_checkpoints`)."""
+  def run(title, script, args, done_file):
+    ran = step(title, script, args, done_file)
+    if script == "run_finetuning.py":
+      freed = prune_resume_checkpoints(args["output_dir"])
+      if freed:
+        print(f"(deleted {freed / 1e9:.2f} GB of resume checkpoints in {args['output_dir']})", flush=True)
+    return ran
+  return run
 
 
 def general_pooling(general_student):
@@ -430,6 +460,9 @@ def parse_args(argv=None):
                       help="comma-separated rows (names or keys) to run now; the table shows every finished run")
   parser.add_argument("--output_dir", default=os.path.join(ROOT, "experiments_output"),
                       help="runs go to <output_dir>/<scale>[_<teacher>] (MiniLM: no suffix)")
+  parser.add_argument("--prune_checkpoints", action="store_true",
+                      help="once a training run has finished, delete its resume checkpoints (checkpoints/ and "
+                      "intermediate/checkpoints/; best/ and the results stay): an MPNet teacher's are 1.3 GB each")
   parser.add_argument("--pooling", choices=("auto", "first_token", "mean"), default="auto",
                       help="run_finetuning.py's --pooling for the student rows; auto: mean for the rows that start "
                       "from random weights; from the general student, the pooling its config.json records (mean), "
@@ -469,6 +502,8 @@ def main(argv=None):
   layer_map = ",".join(map(str, pipeline.spread_layer_map(load_config(teacher_config).num_hidden_layers,
                                                           load_config(student_config).num_hidden_layers)))
   step = _report_step if args.report_only else pipeline.run_step
+  if args.prune_checkpoints and not args.report_only:
+    step = pruning(step)
   start = time.time()
   general_student = os.path.join(out, "general_student")
   if not args.report_only and any(row in rows for row in GENERAL_ROWS):

@@ -293,3 +293,36 @@ def test_full_scale_reads_every_example_for_both_teachers(bench):
   _main(bench, "--teacher", "mpnet", "--scale", "full", "--seeds", "1", "--rows", "teacher", "--tasks", "imdb_reviews")
   data = bench.calls[0][1]
   assert "max_examples" not in data and "sample_examples" not in data and data["max_seq_length"] == "256"
+
+
+def test_prune_checkpoints_deletes_only_finished_runs_resume_checkpoints(bench, capsys):
+  rt = bench.out / "medium_mpnet" / "rotten_tomatoes"
+  _write(rt / "data" / "meta.json", {"primary_metric": "accuracy"})
+  teacher = rt / "teacher"
+  _write_run(teacher, 0.88, 0.89)
+  finished, unfinished = rt / "no_mean_seed1", rt / "no_mean_seed2"
+  _write_run(finished, 0.70, 0.71)
+  for folder in (teacher, finished, unfinished):
+    for sub in ("checkpoints", "intermediate/checkpoints", "best"):
+      (folder / sub).mkdir(parents=True)
+      (folder / sub / "ckpt-1.data-00000-of-00001").write_bytes(b"x" * 1000)
+
+  _main(bench, "--teacher", "mpnet", "--tasks", "rotten_tomatoes", "--seeds", "1,2", "--rows", "teacher,no",
+        "--prune_checkpoints")
+  # Only seed 2 ran (the recorder writes nothing, so it stays unfinished and keeps its checkpoints).
+  assert [os.path.basename(f["output_dir"]) for _, f in bench.calls] == ["no_mean_seed2"]
+  for folder in (teacher, finished):
+    assert not (folder / "checkpoints").exists() and not (folder / "intermediate" / "checkpoints").exists()
+    assert (folder / "best" / "ckpt-1.data-00000-of-00001").exists() and (folder / "eval_results.json").exists()
+  assert (unfinished / "checkpoints").exists() and (unfinished / "intermediate" / "checkpoints").exists()
+  assert f"(deleted 0.00 GB of resume checkpoints in {finished})" in capsys.readouterr().out
+
+
+def test_without_prune_checkpoints_nothing_is_deleted(bench):
+  rt = bench.out / "medium_mpnet" / "rotten_tomatoes"
+  _write(rt / "data" / "meta.json", {"primary_metric": "accuracy"})
+  _write_run(rt / "no_mean_seed1", 0.70, 0.71)
+  (rt / "no_mean_seed1" / "checkpoints").mkdir()
+  _main(bench, "--teacher", "mpnet", "--tasks", "rotten_tomatoes", "--seeds", "1", "--rows", "no")
+  assert (rt / "no_mean_seed1" / "checkpoints").exists()
+  assert table.prune_resume_checkpoints(str(rt / "no_mean_seed1")) == 0 and not (rt / "no_mean_seed1" / "checkpoints").exists()
