@@ -6,6 +6,7 @@ step runner decides what to skip and the test sees exactly the command lines a r
 
 import json
 import os
+import pathlib
 import statistics
 import sys
 import types
@@ -190,7 +191,7 @@ def test_auto_follows_the_pooling_the_general_student_recorded(bench):
   out = bench.out / "medium"
   _write(out / "general_student" / "training_summary.json",
          {"global_step": 600, "batch_size": 32, "final_losses": {"total": 3.0}, "seconds": 60})
-  recorded = json.loads(open(os.path.join(table.ROOT, "configs", "tinybert_4l_312.json")).read())
+  recorded = json.loads(pathlib.Path(table.ROOT, "configs", "tinybert_4l_312.json").read_text())
   _write(out / "general_student" / "config.json", dict(recorded, pooling="mean"))  # as run_pretraining.py writes
   for task in ("rotten_tomatoes", "bbc_news"):
     _write(out / task / "data" / "meta.json", {"primary_metric": "accuracy"})
