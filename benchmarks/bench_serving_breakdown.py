@@ -69,11 +69,11 @@ def main():
                       help="Keras dtype policy the model is built under (bfloat16: weights cast to bfloat16)")
   args = parser.parse_args()
 
+  import tensorflow as tf
   import tf_keras
 
   from modeling import load_config, serving
   from modeling.models import build_task_model
-  import tensorflow as tf
   tf_keras.mixed_precision.set_global_policy(args.policy)
   tf.random.set_seed(0)
   model = build_task_model(load_config(os.path.join(ROOT, CONFIG)), 2)

@@ -9,7 +9,8 @@ Teachers (`--teacher`):
                     Rotten Tomatoes and BBC News by default; outputs in experiments_output/<scale>/.
   mpnet             all-mpnet-base-v2 (109.5M, the TinyBERT paper's teacher size) -> the TinyBERT4-shaped MPNet
                     student (`configs/mpnet_4l_312.json`, on the teacher's vocab and specials), layer map 3,6,9,12;
-                    Rotten Tomatoes by default; outputs in experiments_output/<scale>_mpnet/.
+                    Rotten Tomatoes and BBC News by default, IMDB on request; outputs in
+                    experiments_output/<scale>_mpnet/.
 
 Rows (`--rows` takes the names or the short keys in brackets; teacher, no, hinton, task and tinybert run by
 default, the others only when named):
@@ -45,28 +46,26 @@ teacher's outputs on disk (`--cache_teacher_outputs`, <task>/teacher_cache/, key
 the batch size), which shuffles whole batches. Dev is the best epoch's, so it is selected on itself; test is the
 same checkpoint's, untouched by any choice.
 
-Compute per run with the MPNet teacher at scale `medium`, Rotten Tomatoes (10,250 train reviews, seq 64, 320 steps
-of 32 per epoch), estimated from the code on 2 unloaded cores with one MPNet training step at about 9 s, an MPNet
-forward pass at about 3 s and a student step at about 0.6 s (from its FLOPs against MPNet's); under the load of a shared machine (load 6-10)
-MPNet steps were measured 3x slower:
-  teacher                   1 epoch: ~50 min (2-4 h loaded).
-  general student           400 steps, each an MPNet forward pass and a student step: ~25 min (1-2 h loaded).
-  no distillation           6 epochs: ~20 min.
-  Hinton KD                 6 epochs ~20 min, plus once per task its own pass for the teacher's logits (~16 min).
-  task KD                   3 + 3 epochs ~20 min, plus once per task the stage-1 cache (~16 min, 6.8 GB on disk)
-                            and the logits (~16 min).
-  TinyBERT                  as task KD, plus the general student once.
-  init from teacher         as task KD.
-  TinyBERT + augmentation   4 copies: ~51k rows, 1,600 steps per epoch: 3 + 3 epochs ~1.6 h, plus once per task
-                            the augmentation (~2 min) and both caches on the augmented data (~2.7 h, 34 GB on disk).
-The distillation rows share the caches (Hinton KD its own logits), so seeds 2 and 3 cost only their epochs. BBC News (seq 128,
-1,785 articles) costs about a fifth of Rotten Tomatoes per student epoch, with a 3-epoch teacher of about 1 h and a
-4.6 GB cache. IMDB (`imdb_reviews`, 20,028 reviews at seq 128) is listed but not run by default: its stage-1 cache
-would take 51 GB, so its rows cache only the logits and recompute the teacher in stage 1 (~4 h per stage-1 run), a
-~3.5 h teacher, and about two days unloaded for every row with 3 seeds; augmentation there is not practical.
+Scale `medium` gives both teachers the same data: the first 2,000 Rotten Tomatoes training reviews, a seeded 1,000
+of BBC News' training articles (both at seq 64) and, for MPNet, a seeded 2,000 of IMDB's (`imdb_reviews`, at seq
+128); dev and test are capped the same way (Rotten Tomatoes' are smaller than the cap, so they are whole). The
+teacher fine-tunes on the same examples as its students, so what a distilled student gains over the student alone
+comes from the teacher, not from labels the student never saw. Compute with the MPNet teacher, measured on 2 cores
+with one thread per run and two runs at a time (experiments/README.md has the per-row minutes of the last table):
+  teacher                   3 epochs of bfloat16 MPNet: 14 min on BBC News, 32 min on Rotten Tomatoes.
+  no distillation           6 epochs: 4 min on BBC News, 9 min on Rotten Tomatoes.
+  TinyBERT (general + task) 3 + 3 epochs: 5 and 11 min, the first run making the stage-1 cache (0.85 and 1.3 GB).
+  TinyBERT + augmentation   4 copies, so about 5x the rows of every epoch and of the cache: 23 min on BBC News, about
+                            45 min on Rotten Tomatoes, the first run of each making the cache (4.2 GB for BBC News'
+                            5,000 rows at 0.84 MB a row, 6.1 GB for Rotten Tomatoes' 9,726 at 0.63 MB a row; at
+                            seq 128, IMDB's 10,000 rows would take about 2.6 MB a row, 26 GB).
+The distillation rows share the caches (Hinton KD its own logits), so seeds 2 and 3 cost only their epochs. The
+general student (400 steps of 32 at seq 64, bfloat16) is made once for every task. A finished run's folder keeps its
+best checkpoint; `--prune_checkpoints` deletes its resume checkpoints once it has finished (an MPNet teacher's are
+1.3 GB each, a stage-1 student's about 0.5 GB with tf.data's shuffle buffer).
 
-Results go to experiments/results/tinybert_table.{md,json,png} (MiniLM) or tinybert_table_mpnet.{md,json,png}
-(`--results_dir` changes the folder). The table holds every finished run of the selected tasks, all seeds found
+Results go to experiments/results/tinybert_table.{md,json,png} (MiniLM) or tinybert_table_mpnet.{md,json,png},
+with `_<pooling>` added to the name unless `--pooling first_token` (`--results_dir` changes the folder). The table holds every finished run of the selected tasks, all seeds found
 on disk; `--report_only` rebuilds it without running anything.
 """
 
@@ -74,6 +73,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
 import time
@@ -87,7 +87,7 @@ TEACHERS = {
     "minilm": ("MiniLM-L6-H384", assets.minilm_dir, "configs/tinybert_4l_312.json", ""),
     "mpnet": ("all-mpnet-base-v2", assets.mpnet_dir, "configs/mpnet_4l_312.json", "_mpnet"),
 }
-DEFAULT_TASKS = {"minilm": "rotten_tomatoes,bbc_news", "mpnet": "rotten_tomatoes"}
+DEFAULT_TASKS = {"minilm": "rotten_tomatoes,bbc_news", "mpnet": "rotten_tomatoes,bbc_news"}
 
 # SCALES[scale][teacher]: task_examples caps each split (None: all; bbc_news's files are sorted by class, so a cap
 # takes a random subset); seq per task; teacher (epochs, learning rate) per task, with its dtype and progress
@@ -103,13 +103,13 @@ SCALES = {
                    "general": {"steps": 600, "batch": 32, "seq": 128, "learning_rate": 3e-4, "dtype": None},
                    "epochs": 6, "intermediate_epochs": 3, "prediction_epochs": 3, "batch": 32,
                    "cache": {"rotten_tomatoes": "all", "bbc_news": "all"}, "augment_copies": 4},
-        "mpnet": {"task_examples": {"rotten_tomatoes": None, "bbc_news": None, "imdb_reviews": None},
-                  "seq": {"rotten_tomatoes": 64, "bbc_news": 128, "imdb_reviews": 128},
-                  "teacher": {"rotten_tomatoes": (1, 3e-5), "bbc_news": (3, 3e-5), "imdb_reviews": (1, 3e-5)},
+        "mpnet": {"task_examples": {"rotten_tomatoes": 2000, "bbc_news": 1000, "imdb_reviews": 2000},
+                  "seq": {"rotten_tomatoes": 64, "bbc_news": 64, "imdb_reviews": 128},
+                  "teacher": {"rotten_tomatoes": (3, 3e-5), "bbc_news": (3, 3e-5), "imdb_reviews": (2, 3e-5)},
                   "teacher_dtype": "bfloat16", "teacher_steps_per_loop": 10,
                   "general": {"steps": 400, "batch": 32, "seq": 64, "learning_rate": 3e-4, "dtype": "bfloat16"},
                   "epochs": 6, "intermediate_epochs": 3, "prediction_epochs": 3, "batch": 32,
-                  "cache": {"rotten_tomatoes": "all", "bbc_news": "all", "imdb_reviews": "logits"},
+                  "cache": {"rotten_tomatoes": "all", "bbc_news": "all", "imdb_reviews": "all"},
                   "augment_copies": 4},
     },
 }
@@ -121,6 +121,7 @@ SCALES["full"] = {
                    seq={"rotten_tomatoes": 128, "bbc_news": 256},
                    general={"steps": 20000, "batch": 32, "seq": 256, "learning_rate": 1e-4, "dtype": None}),
     "mpnet": dict(SCALES["medium"]["mpnet"], **_FULL_COMMON,
+                  task_examples={"rotten_tomatoes": None, "bbc_news": None, "imdb_reviews": None},
                   seq={"rotten_tomatoes": 128, "bbc_news": 256, "imdb_reviews": 256},
                   teacher={"rotten_tomatoes": (3, 2e-5), "bbc_news": (3, 2e-5), "imdb_reviews": (2, 2e-5)},
                   general={"steps": 20000, "batch": 32, "seq": 128, "learning_rate": 1e-4, "dtype": "bfloat16"},
@@ -135,6 +136,8 @@ ROWS = tuple(ROW_KEYS)
 DEFAULT_ROWS = ("teacher", "no distillation", "Hinton KD", "task KD", "TinyBERT (general + task)")
 GENERAL_ROWS = ("TinyBERT (general + task)", "TinyBERT + augmentation")
 STUDENT_LEARNING_RATE = 5e-4
+# Their files are sorted by class: a cap on the examples takes a seeded random subset (--sample_examples).
+SORTED_TASKS = ("bbc_news", "imdb_reviews")
 TEACHER_SEED = 1
 AUGMENT_SEED = 1
 STUDENT_STEPS_PER_LOOP = 20
@@ -211,7 +214,7 @@ def _prepare(task, settings, teacher_dir, output_dir, step, augmented_file=None)
        "prepare_dataset/create_finetuning_data.py",
        {"task_name": task, "vocab_path": os.path.join(teacher_dir, "vocab.txt"), "output_dir": output_dir,
         "max_seq_length": settings["seq"][task], "max_examples": examples,
-        "sample_examples": "true" if task == "bbc_news" and examples else None, "augmented_file": augmented_file},
+        "sample_examples": "true" if task in SORTED_TASKS and examples else None, "augmented_file": augmented_file},
        os.path.join(output_dir, "meta.json"))
 
 
@@ -221,7 +224,7 @@ def _augment(task, settings, task_dir, teacher_dir, step):
   augmented = os.path.join(task_dir, "augmented")
   step(f"{task}: augment (GloVe, {settings['augment_copies']} copies per example)", "prepare_dataset/augment_data.py",
        {"task_name": task, "output_dir": augmented, "num_augmented": settings["augment_copies"], "seed": AUGMENT_SEED,
-        "max_examples": examples, "sample_examples": "true" if task == "bbc_news" and examples else None},
+        "max_examples": examples, "sample_examples": "true" if task in SORTED_TASKS and examples else None},
        os.path.join(augmented, "augment_meta.json"))
   data = os.path.join(task_dir, "data_augmented")
   _prepare(task, settings, teacher_dir, data, step, augmented_file=os.path.join(augmented, "train_augmented.tsv"))
@@ -238,6 +241,35 @@ def finished_runs(task_dir, key):
       if match and os.path.exists(os.path.join(task_dir, name, "training_summary.json")):
         runs[int(match.group(1))] = os.path.join(task_dir, name)
   return dict(sorted(runs.items()))
+
+
+RESUME_CHECKPOINTS = ("checkpoints", os.path.join("intermediate", "checkpoints"))
+
+
+def prune_resume_checkpoints(folder):
+  """Deletes a finished run's resume checkpoints (`checkpoints/`, `intermediate/checkpoints/`), keeping `best/` and
+  the results; an unfinished run (no training_summary.json) keeps everything. Returns the bytes freed."""
+  if not os.path.exists(os.path.join(folder, "training_summary.json")):
+    return 0
+  freed = 0
+  for name in RESUME_CHECKPOINTS:
+    path = os.path.join(folder, name)
+    if os.path.isdir(path):
+      freed += sum(os.path.getsize(os.path.join(root, f)) for root, _, names in os.walk(path) for f in names)
+      shutil.rmtree(path)
+  return freed
+
+
+def pruning(step):
+  """`step` that then prunes the resume checkpoints of a finished training run (`--prune_checkpoints`)."""
+  def run(title, script, args, done_file):
+    ran = step(title, script, args, done_file)
+    if script == "run_finetuning.py":
+      freed = prune_resume_checkpoints(args["output_dir"])
+      if freed:
+        print(f"(deleted {freed / 1e9:.2f} GB of resume checkpoints in {args['output_dir']})", flush=True)
+    return ran
+  return run
 
 
 def general_pooling(general_student):
@@ -428,6 +460,9 @@ def parse_args(argv=None):
                       help="comma-separated rows (names or keys) to run now; the table shows every finished run")
   parser.add_argument("--output_dir", default=os.path.join(ROOT, "experiments_output"),
                       help="runs go to <output_dir>/<scale>[_<teacher>] (MiniLM: no suffix)")
+  parser.add_argument("--prune_checkpoints", action="store_true",
+                      help="once a training run has finished, delete its resume checkpoints (checkpoints/ and "
+                      "intermediate/checkpoints/; best/ and the results stay): an MPNet teacher's are 1.3 GB each")
   parser.add_argument("--pooling", choices=("auto", "first_token", "mean"), default="auto",
                       help="run_finetuning.py's --pooling for the student rows; auto: mean for the rows that start "
                       "from random weights; from the general student, the pooling its config.json records (mean), "
@@ -467,6 +502,8 @@ def main(argv=None):
   layer_map = ",".join(map(str, pipeline.spread_layer_map(load_config(teacher_config).num_hidden_layers,
                                                           load_config(student_config).num_hidden_layers)))
   step = _report_step if args.report_only else pipeline.run_step
+  if args.prune_checkpoints and not args.report_only:
+    step = pruning(step)
   start = time.time()
   general_student = os.path.join(out, "general_student")
   if not args.report_only and any(row in rows for row in GENERAL_ROWS):

@@ -90,8 +90,8 @@ def test_every_row_from_nothing_runs_in_order_with_its_flags(bench):
       ("run_finetuning.py", "medium/rotten_tomatoes/teacher"),  # The MiniLM teacher, once a row needs it.
       ("run_finetuning.py", "medium/rotten_tomatoes/h6_minilmv2_seed1"),
       ("run_finetuning.py", "medium/rotten_tomatoes/h6_kd_minilm_seed1"),
-      ("prepare_dataset/create_finetuning_data.py", "medium_mpnet/rotten_tomatoes/data"),
-      ("run_finetuning.py", "medium_mpnet/rotten_tomatoes/teacher"),
+      ("prepare_dataset/create_finetuning_data.py", "medium_mpnet_alldata/rotten_tomatoes/data"),
+      ("run_finetuning.py", "medium_mpnet_alldata/rotten_tomatoes/teacher"),
       ("prepare_dataset/create_finetuning_data.py", "medium/rotten_tomatoes/data_mpnet"),
       ("run_finetuning.py", "medium/rotten_tomatoes/h6_kd_mpnet_seed1"),
       ("run_finetuning.py", "medium/rotten_tomatoes/h6_kd_both_seed1")]
@@ -109,7 +109,8 @@ def test_every_row_from_nothing_runs_in_order_with_its_flags(bench):
       "layer_map": "2,3,5,6"}  # Unused by MiniLMv2.
   mpnet_data = bench.calls[11][1]
   assert mpnet_data == dict(data, vocab_path=f"{mpnet}/vocab.txt", output_dir=p["data_mpnet"])
-  mpnet_teacher = bench.calls[10][1]  # tinybert_table.py --teacher mpnet's command: all reviews, bfloat16.
+  assert "max_examples" not in bench.calls[9][1]  # The MPNet teacher fine-tunes on every review.
+  mpnet_teacher = bench.calls[10][1]  # As tinybert_table.py --teacher mpnet's, on all reviews: 1 epoch, bfloat16.
   assert mpnet_teacher["ckpt_path"] == mpnet and mpnet_teacher["dtype"] == "bfloat16" and mpnet_teacher["epochs"] == "1"
 
   rows = _runs(bench)
@@ -180,7 +181,7 @@ def test_report_only_starts_nothing_and_shows_missing_rows(bench):
 def test_report_table_teachers_and_checks(bench):
   task_dir = bench.out / "medium" / "rotten_tomatoes"
   _write_run(task_dir / "teacher", 0.79, 0.81, seconds=600)
-  _write_run(bench.out / "medium_mpnet" / "rotten_tomatoes" / "teacher", 0.8876, 0.9020, seconds=4070)
+  _write_run(bench.out / "medium_mpnet_alldata" / "rotten_tomatoes" / "teacher", 0.8876, 0.9020, seconds=4070)
   _write_run(task_dir / "h6_alone_seed1", 0.68, 0.70, seconds=120)
   _write_run(task_dir / "h6_alone_seed2", 0.70, 0.72, seconds=180)
   _write_run(task_dir / "h6_minilmv2_seed1", 0.74, 0.75)

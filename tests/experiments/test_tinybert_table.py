@@ -6,6 +6,7 @@ step runner decides what to skip and the test sees exactly the command lines a r
 
 import json
 import os
+import pathlib
 import statistics
 import sys
 import types
@@ -95,17 +96,17 @@ def _mpnet_steps(bench):
                           f"{out}/general_student/training_summary.json"),
       "data": ("prepare_dataset/create_finetuning_data.py",
                {"task_name": "rotten_tomatoes", "vocab_path": f"{mpnet}/vocab.txt", "output_dir": f"{rt}/data",
-                "max_seq_length": "64"}, f"{rt}/data/meta.json"),
+                "max_seq_length": "64", "max_examples": "2000"}, f"{rt}/data/meta.json"),
       "teacher": ("run_finetuning.py",
                   {"task_name": "rotten_tomatoes", "data_dir": f"{rt}/data", "output_dir": f"{rt}/teacher",
                    "config_path": f"{mpnet}/config.json", "ckpt_path": mpnet, "max_seq_length": "64",
-                   "batch_size": "32", "epochs": "1", "learning_rate": "3e-5", "seed": "1", "steps_per_loop": "10",
+                   "batch_size": "32", "epochs": "3", "learning_rate": "3e-5", "seed": "1", "steps_per_loop": "10",
                    "export_dir": "-", "dtype": "bfloat16"}, f"{rt}/teacher/training_summary.json"),
   }
 
 
 def test_mpnet_runs_the_coordinators_commands_then_every_row(bench):
-  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", ALL_ROWS)
+  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", ALL_ROWS, "--tasks", "rotten_tomatoes")
   expected = _mpnet_steps(bench)
   scripts = [script for script, _ in bench.calls]
   assert [(s, _as_given(f)) for s, f in bench.calls[:5]] == [
@@ -117,7 +118,7 @@ def test_mpnet_runs_the_coordinators_commands_then_every_row(bench):
       "run_finetuning.py"] * 7
   augment, augmented_data = bench.calls[5][1], bench.calls[6][1]
   assert augment == {"task_name": "rotten_tomatoes", "output_dir": f"{rt}/augmented", "num_augmented": "4",
-                     "seed": "1"}
+                     "seed": "1", "max_examples": "2000"}
   assert augmented_data == dict(expected["data"][1], output_dir=f"{rt}/data_augmented",
                                 augmented_file=f"{rt}/augmented/train_augmented.tsv")
   runs = {os.path.basename(flags["output_dir"]): flags for _, flags in bench.calls[7:]}
@@ -163,7 +164,7 @@ def test_mpnet_skips_the_hand_run_steps_and_finished_runs(bench):
   _write_run(rt / "tinybert_seed1", 0.84, 0.83)
   (rt / "task_mean_seed1").mkdir()  # started, not finished: runs again (and resumes from its checkpoints)
 
-  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", "no,task,tinybert")
+  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", "no,task,tinybert", "--tasks", "rotten_tomatoes")
   assert [os.path.basename(flags["output_dir"]) for _, flags in bench.calls] == ["task_mean_seed1"]
 
   report = (bench.results / "tinybert_table_mpnet_auto.md").read_text()
@@ -190,7 +191,7 @@ def test_auto_follows_the_pooling_the_general_student_recorded(bench):
   out = bench.out / "medium"
   _write(out / "general_student" / "training_summary.json",
          {"global_step": 600, "batch_size": 32, "final_losses": {"total": 3.0}, "seconds": 60})
-  recorded = json.loads(open(os.path.join(table.ROOT, "configs", "tinybert_4l_312.json")).read())
+  recorded = json.loads(pathlib.Path(table.ROOT, "configs", "tinybert_4l_312.json").read_text())
   _write(out / "general_student" / "config.json", dict(recorded, pooling="mean"))  # as run_pretraining.py writes
   for task in ("rotten_tomatoes", "bbc_news"):
     _write(out / task / "data" / "meta.json", {"primary_metric": "accuracy"})
@@ -234,6 +235,20 @@ def test_minilm_data_and_teacher_commands(bench):
   assert "dtype" not in teacher
 
 
+def test_mpnet_imdb_takes_a_seeded_sample_of_its_sorted_reviews(bench):
+  """IMDB's file lists every negative review first: a capped split must be a random sample, not the first rows."""
+  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", "teacher,tinybert_augmented", "--tasks", "imdb_reviews")
+  by_script = {}
+  for script, flags in bench.calls:
+    by_script.setdefault(script, []).append(flags)
+  data = by_script["prepare_dataset/create_finetuning_data.py"][0]
+  assert (data["max_examples"], data["sample_examples"], data["max_seq_length"]) == ("2000", "true", "128")
+  augment = by_script["prepare_dataset/augment_data.py"][0]
+  assert (augment["max_examples"], augment["sample_examples"]) == ("2000", "true")
+  teacher = next(f for f in by_script["run_finetuning.py"] if f["output_dir"].endswith("teacher"))
+  assert (teacher["epochs"], teacher["learning_rate"]) == ("2", "3e-05")
+
+
 def test_bad_tasks_and_rows_exit_with_the_flag_named(bench):
   with pytest.raises(SystemExit, match="--tasks: bbc; with --teacher mpnet"):
     _main(bench, "--teacher", "mpnet", "--tasks", "bbc")
@@ -270,3 +285,45 @@ def test_format_table_means_spread_and_share_of_teacher():
                                              "0.7700 ± 0.0000 | 100.0% / 98.7% |")
   assert rows["Hinton KD"] == "| Hinton KD | 14.4M | n/a | n/a | n/a |"
   assert rows["init from teacher"] == "| init from teacher | 14.4M | n/a | n/a | n/a |"
+
+
+def test_full_scale_reads_every_example_for_both_teachers(bench):
+  """Scale `full` inherits medium's settings except what it overrides: never medium's caps on the examples."""
+  for teacher in table.TEACHERS:
+    assert set(table.SCALES["full"][teacher]["task_examples"].values()) == {None}, teacher
+  _main(bench, "--teacher", "mpnet", "--scale", "full", "--seeds", "1", "--rows", "teacher", "--tasks", "imdb_reviews")
+  data = bench.calls[0][1]
+  assert "max_examples" not in data and "sample_examples" not in data and data["max_seq_length"] == "256"
+
+
+def test_prune_checkpoints_deletes_only_finished_runs_resume_checkpoints(bench, capsys):
+  rt = bench.out / "medium_mpnet" / "rotten_tomatoes"
+  _write(rt / "data" / "meta.json", {"primary_metric": "accuracy"})
+  teacher = rt / "teacher"
+  _write_run(teacher, 0.88, 0.89)
+  finished, unfinished = rt / "no_mean_seed1", rt / "no_mean_seed2"
+  _write_run(finished, 0.70, 0.71)
+  for folder in (teacher, finished, unfinished):
+    for sub in ("checkpoints", "intermediate/checkpoints", "best"):
+      (folder / sub).mkdir(parents=True)
+      (folder / sub / "ckpt-1.data-00000-of-00001").write_bytes(b"x" * 1000)
+
+  _main(bench, "--teacher", "mpnet", "--tasks", "rotten_tomatoes", "--seeds", "1,2", "--rows", "teacher,no",
+        "--prune_checkpoints")
+  # Only seed 2 ran (the recorder writes nothing, so it stays unfinished and keeps its checkpoints).
+  assert [os.path.basename(f["output_dir"]) for _, f in bench.calls] == ["no_mean_seed2"]
+  for folder in (teacher, finished):
+    assert not (folder / "checkpoints").exists() and not (folder / "intermediate" / "checkpoints").exists()
+    assert (folder / "best" / "ckpt-1.data-00000-of-00001").exists() and (folder / "eval_results.json").exists()
+  assert (unfinished / "checkpoints").exists() and (unfinished / "intermediate" / "checkpoints").exists()
+  assert f"(deleted 0.00 GB of resume checkpoints in {finished})" in capsys.readouterr().out
+
+
+def test_without_prune_checkpoints_nothing_is_deleted(bench):
+  rt = bench.out / "medium_mpnet" / "rotten_tomatoes"
+  _write(rt / "data" / "meta.json", {"primary_metric": "accuracy"})
+  _write_run(rt / "no_mean_seed1", 0.70, 0.71)
+  (rt / "no_mean_seed1" / "checkpoints").mkdir()
+  _main(bench, "--teacher", "mpnet", "--tasks", "rotten_tomatoes", "--seeds", "1", "--rows", "no")
+  assert (rt / "no_mean_seed1" / "checkpoints").exists()
+  assert table.prune_resume_checkpoints(str(rt / "no_mean_seed1")) == 0 and not (rt / "no_mean_seed1" / "checkpoints").exists()

@@ -203,8 +203,8 @@ def test_transfer_set_losses_and_accuracy_match_numpy():
 
 @pytest.mark.parametrize("train,transfer,kwargs,message", [
     ("dataset", np.zeros((4, 4), np.float32), {}, "transfer_data needs train_data as a tuple"),
-    ("numpy", np.zeros((4, 4), np.float32), {"b": 0.0, "a": 1.0}, "transfer_data is learnt from the teacher term "
-     "only, but b is 0"),
+    ("numpy", np.zeros((4, 4), np.float32), {"b": 0.0, "a": 1.0},
+     "transfer_data is learnt from the teacher term only, but b is 0"),
     ("numpy", np.zeros((4, 5), np.float32), {}, r"transfer_data rows are shaped \(5,\), train_data's x rows \(4,\)"),
     ("numpy", np.zeros((0, 4), np.float32), {}, "transfer_data must hold at least one example"),
     ("numpy", {"x": np.zeros((4, 4), np.float32)}, {}, "transfer_data must be structured like train_data's x"),
