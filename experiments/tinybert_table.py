@@ -50,23 +50,19 @@ Scale `medium` gives both teachers the same data: the first 2,000 Rotten Tomatoe
 of BBC News' training articles (both at seq 64) and, for MPNet, a seeded 2,000 of IMDB's (`imdb_reviews`, at seq
 128); dev and test are capped the same way (Rotten Tomatoes' are smaller than the cap, so they are whole). The
 teacher fine-tunes on the same examples as its students, so what a distilled student gains over the student alone
-comes from the teacher, not from labels the student never saw. Compute with the MPNet teacher, measured on 2 cores
-with one thread per run and two runs at a time (experiments/README.md has the per-row minutes of the last table):
-  teacher                   3 epochs of bfloat16 MPNet: 14 min on BBC News, 32 min on Rotten Tomatoes.
-  no distillation           6 epochs: 4 min on BBC News, 9 min on Rotten Tomatoes.
-  TinyBERT (general + task) 3 + 3 epochs: 5 and 11 min, the first run making the stage-1 cache (0.85 and 1.3 GB).
-  TinyBERT + augmentation   4 copies, so about 5x the rows of every epoch and of the cache: 23 min on BBC News, about
-                            45 min on Rotten Tomatoes, the first run of each making the cache (4.2 GB for BBC News'
-                            5,000 rows at 0.84 MB a row, 6.1 GB for Rotten Tomatoes' 9,726 at 0.63 MB a row; at
-                            seq 128, IMDB's 10,000 rows would take about 2.6 MB a row, 26 GB).
+comes from the teacher, not from labels the student never saw. experiments/README.md gives the minutes each row
+took. Disk for the stage-1 cache with the MPNet teacher (`all`, float16): about 0.84 MB a row at seq 64 when the
+text fills it (BBC News: 4.2 GB with augmentation), 0.63 MB for Rotten Tomatoes' shorter reviews (6.1 GB with
+augmentation) and about 2.6 MB at seq 128 (IMDB: about 26 GB with augmentation).
 The distillation rows share the caches (Hinton KD its own logits), so seeds 2 and 3 cost only their epochs. The
 general student (400 steps of 32 at seq 64, bfloat16) is made once for every task. A finished run's folder keeps its
 best checkpoint; `--prune_checkpoints` deletes its resume checkpoints once it has finished (an MPNet teacher's are
 1.3 GB each, a stage-1 student's about 0.5 GB with tf.data's shuffle buffer).
 
 Results go to experiments/results/tinybert_table.{md,json,png} (MiniLM) or tinybert_table_mpnet.{md,json,png},
-with `_<pooling>` added to the name unless `--pooling first_token` (`--results_dir` changes the folder). The table holds every finished run of the selected tasks, all seeds found
-on disk; `--report_only` rebuilds it without running anything.
+with `_<pooling>` added to the name unless `--pooling first_token` (`--results_dir` changes the folder). The table
+holds every finished run of the selected tasks, all seeds found on disk; `--report_only` rebuilds it without running
+anything.
 """
 
 import argparse
@@ -89,8 +85,8 @@ TEACHERS = {
 }
 DEFAULT_TASKS = {"minilm": "rotten_tomatoes,bbc_news", "mpnet": "rotten_tomatoes,bbc_news"}
 
-# SCALES[scale][teacher]: task_examples caps each split (None: all; bbc_news's files are sorted by class, so a cap
-# takes a random subset); seq per task; teacher (epochs, learning rate) per task, with its dtype and progress
+# SCALES[scale][teacher]: task_examples caps each split (None: all; for SORTED_TASKS a cap takes a seeded random
+# subset); seq per task; teacher (epochs, learning rate) per task, with its dtype and progress
 # interval; general: the general-distillation run; epochs: the rows without task distillation; intermediate and
 # prediction epochs: the two task-distillation stages; cache: --cache_teacher_outputs per task; augment_copies:
 # augment_data.py --num_augmented.
