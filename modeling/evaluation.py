@@ -17,7 +17,7 @@ from modeling.models import TaskModel
 RESULTS_FILE = "eval_results.json"
 TEST_PREDICTIONS_FILE = "test_predictions.tsv"
 # Above this share of one common vector in the last layer's token states, a head reads (almost) a constant.
-COLLAPSED_SHARE = 0.999
+COLLAPSED_SHARE = 0.995
 
 
 def common_vector_share(states: np.ndarray, mask: np.ndarray) -> float:
