@@ -64,7 +64,7 @@ def test_common_vector_share_against_the_variance_identity():
 
 
 def test_feature_check_warns_when_every_token_has_the_same_state(tmp_path, caplog):
-  model, evaluator = _evaluator(tmp_path)
+  _, evaluator = _evaluator(tmp_path)
   with caplog.at_level(logging.WARNING):
     share = evaluator.feature_check("intermediate")
   assert 0 <= share < 0.995 and not [r for r in caplog.records if r.levelno == logging.WARNING]
