@@ -16,6 +16,21 @@ from modeling.models import TaskModel
 
 RESULTS_FILE = "eval_results.json"
 TEST_PREDICTIONS_FILE = "test_predictions.tsv"
+# Above this share of one common vector in the last layer's token states, a head reads (almost) a constant.
+COLLAPSED_SHARE = 0.995
+
+
+def common_vector_share(states: np.ndarray, mask: np.ndarray) -> float:
+  """How much of the token states is one vector shared by every real token: |mean h|^2 / mean |h|^2 over the
+  positions where `mask` is 1, in [0, 1] (1: every token of every example has the same state).
+
+  Args:
+    states: [batch, seq, hidden] token states.
+    mask: [batch, seq], 1 at real tokens.
+  """
+  real = np.asarray(states, np.float64)[np.asarray(mask, bool)]
+  energy = float(np.mean(np.sum(real ** 2, axis=-1)))
+  return float(np.sum(np.mean(real, axis=0) ** 2) / energy) if energy > 0 else 1.0
 
 
 class Evaluator:
@@ -103,6 +118,31 @@ class Evaluator:
                  " ".join(f"{k} {v:.4f}" for k, v in scores.items()), self.primary,
                  self.results["best"][self.primary])
     files.write_json(self.results_path, self.results)
+
+  def feature_check(self, stage: str, max_examples: int = 256) -> float | None:
+    """The last layer's `common_vector_share` over the first `max_examples` dev examples, with a warning when the
+    states are nearly one vector (a stage-1 student whose head could only read a constant); None without dev."""
+    if not self.dev_splits:
+      return None
+    split = self.dev_splits[0]
+    dataset = records.make_dataset([self.split_files[split]], self.max_seq_length, self.eval_batch_size,
+                                   label_dtype=self.label_dtype)
+    states, masks, seen = [], [], 0
+    for features, _ in dataset:
+      states.append(self.model(features, training=False)["hidden_states"][-1].numpy())
+      masks.append(features["input_mask"].numpy())
+      seen += len(masks[-1])
+      if seen >= max_examples:
+        break
+    share = common_vector_share(np.concatenate(states)[:max_examples], np.concatenate(masks)[:max_examples])
+    if share >= COLLAPSED_SHARE:
+      logging.warning(
+          "[%s] the student's last layer gives every token nearly the same state on %s (share of the common vector "
+          "%.5f over %d examples): its head can only learn the majority class until that changes. Stage 1 does this "
+          "to a student that starts from random weights (experiments/README.md); start from a general-distilled "
+          "student (--ckpt_path), lower --intermediate_learning_rate, or skip stage 1 (--distill_stage prediction)",
+          stage, split, share, min(seen, max_examples))
+    return share
 
   def restore_best(self) -> str | None:
     """Loads the best dev epoch's weights into the model; returns its checkpoint, or None when there is none."""

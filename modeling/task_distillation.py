@@ -426,6 +426,8 @@ def train_stage(t: TaskTraining, strategy: tf.distribute.Strategy, stage: str, e
            "learning_rate": learning_rate, "history": loop.history, "steps_per_epoch": steps_per_epoch}
   if stage == "intermediate" and t.intermediate_prediction_weight:
     entry["prediction_weight"] = t.intermediate_prediction_weight
+  if stage == "intermediate":  # What stage 2's head will read: warned when it is one vector for every token.
+    entry["last_layer_common_share"] = evaluator.feature_check(stage)
   if stage == "prediction":
     entry.update(temperature=[t.temperature.start, t.temperature.end if t.temperature.end is not None
                               else t.temperature.start],

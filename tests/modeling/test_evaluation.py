@@ -1,4 +1,5 @@
-"""Evaluator: the per-epoch dev record, and the warning when a model predicts a single class on dev."""
+"""Evaluator: the per-epoch dev record, the warning when a model predicts a single class on dev, and the check of
+whether the last layer gives every token the same state."""
 
 import logging
 import os
@@ -7,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from modeling import files, load_config
-from modeling.evaluation import RESULTS_FILE, Evaluator
+from modeling.evaluation import RESULTS_FILE, Evaluator, common_vector_share
 from modeling.models import build_task_model
 from tests import tiny
 
@@ -46,3 +47,34 @@ def test_two_classes_are_not_flagged(tmp_path, caplog):
   assert record["accuracy"] == 1.0 and results["best"] == record
   assert not [r for r in caplog.records if r.levelno == logging.WARNING]
   assert np.isclose(evaluator.evaluate()["accuracy"], 1.0)
+
+
+def test_common_vector_share_against_the_variance_identity():
+  rng = np.random.default_rng(0)
+  states = rng.normal(size=(3, 5, 4)) + np.array([2.0, -1.0, 0.0, 0.5])
+  mask = np.ones((3, 5))
+  mask[1, 3:] = 0
+  states[1, 3:] = 1e6  # Padding must not count.
+  real = states[mask.astype(bool)]
+  # mean |h|^2 = |mean h|^2 + mean |h - mean h|^2, so the share is 1 - spread / energy.
+  expected = 1 - np.mean(np.sum((real - real.mean(0)) ** 2, -1)) / np.mean(np.sum(real ** 2, -1))
+  assert np.isclose(common_vector_share(states, mask), expected)
+  assert np.isclose(common_vector_share(np.tile([[[1.0, 2.0, 3.0]]], (2, 4, 1)), np.ones((2, 4))), 1.0)
+  assert np.isclose(common_vector_share(np.array([[[1.0, 0.0], [-1.0, 0.0]]]), np.ones((1, 2))), 0.0)
+
+
+def test_feature_check_warns_when_every_token_has_the_same_state(tmp_path, caplog):
+  _, evaluator = _evaluator(tmp_path)
+  with caplog.at_level(logging.WARNING):
+    share = evaluator.feature_check("intermediate")
+  assert 0 <= share < 0.995 and not [r for r in caplog.records if r.levelno == logging.WARNING]
+  # A last layer that ignores its input: the same state for every token.
+  evaluator.model = lambda features, training: {
+      "hidden_states": [tf.ones(tf.concat([tf.shape(features["input_word_ids"]), [4]], 0)) * [1.0, 2.0, 0.0, 3.0]]}
+  with caplog.at_level(logging.WARNING):
+    share = evaluator.feature_check("intermediate", max_examples=10)
+  assert np.isclose(share, 1.0)
+  (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+  assert warning.startswith("[intermediate] the student's last layer gives every token nearly the same state on dev "
+                            "(share of the common vector 1.00000 over 10 examples)")
+  assert "--distill_stage prediction" in warning

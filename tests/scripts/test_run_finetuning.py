@@ -110,6 +110,9 @@ def test_distillation_runs_both_stages(student, setup):
   assert [s["stage"] for s in summary["stages"]] == ["intermediate", "prediction"]
   assert set(summary["stages"][0]["final_losses"]) == {"embedding", "hidden", "attention", "total"}
   assert "prediction" in summary["stages"][1]["final_losses"]
+  # What stage 2's head reads, checked after stage 1: a tiny student's token states are far from one vector.
+  assert 0.0 <= summary["stages"][0]["last_layer_common_share"] < 0.995
+  assert "last_layer_common_share" not in summary["stages"][1]
   assert tf.train.latest_checkpoint(os.path.join(out, "intermediate", "checkpoints"))
   results = _json(os.path.join(out, "eval_results.json"))
   assert [r["stage"] for r in results["epochs"]] == ["prediction"] * 6
