@@ -66,12 +66,15 @@ class Evaluator:
                                                    max_to_keep=1)
     self._predict = tf.function(lambda features: model(features, training=False)["logits"])
 
+  def _dataset(self, split: str) -> tf.data.Dataset:
+    """One split's (features, labels) batches, in record order."""
+    return records.make_dataset([self.split_files[split]], self.max_seq_length, self.eval_batch_size,
+                                label_dtype=self.label_dtype)
+
   def predict(self, split: str) -> tuple[np.ndarray, np.ndarray]:
     """The model's logits and the gold labels of one split, in record order."""
-    dataset = records.make_dataset([self.split_files[split]], self.max_seq_length, self.eval_batch_size,
-                                   label_dtype=self.label_dtype)
     logits, labels = [], []
-    for features, batch_labels in progress.progress(dataset, f"predicting {split}",
+    for features, batch_labels in progress.progress(self._dataset(split), f"predicting {split}",
                                                     total=self.meta.get("num_examples", {}).get(split),
                                                     sizes=lambda batch: len(batch[1])):
       logits.append(self._predict(features).numpy())
@@ -125,10 +128,8 @@ class Evaluator:
     if not self.dev_splits:
       return None
     split = self.dev_splits[0]
-    dataset = records.make_dataset([self.split_files[split]], self.max_seq_length, self.eval_batch_size,
-                                   label_dtype=self.label_dtype)
     states, masks, seen = [], [], 0
-    for features, _ in dataset:
+    for features, _ in self._dataset(split):
       states.append(self.model(features, training=False)["hidden_states"][-1].numpy())
       masks.append(features["input_mask"].numpy())
       seen += len(masks[-1])
