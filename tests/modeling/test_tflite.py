@@ -47,7 +47,9 @@ def setup(tmp_path_factory):
   """A tiny classifier trained for a few steps, its data, and its three TFLite models."""
   root = tmp_path_factory.mktemp("tflite")
   data_dir = tiny.task_data(str(root / "data"), train=64, dev=24, seq_len=SEQ)
-  tf.random.set_seed(3)
+  # Python's, NumPy's and TensorFlow's generators: tf_keras draws unseeded initialisers from Python's `random`, whose
+  # state depends on the tests that ran before in the same worker (one such order left every output the same).
+  tf_keras.utils.set_random_seed(3)
   model = build_task_model(load_config(tiny.write_config(root / "tiny.json")), 2)
   dev = next(iter(records.make_dataset([os.path.join(data_dir, "dev.tfrecord")], SEQ, 24, label_dtype=tf.int64)))
   features = {k: v.numpy() for k, v in dev[0].items()}
