@@ -32,6 +32,13 @@ default, the others only when named):
                              TinyBERT (general + task) trained on the train split plus `augment_copies` word-replaced
                              copies of each example (prepare_dataset/augment_data.py, GloVe candidates), learnt from
                              the teacher only (`--augmented_data`); its data is a folder of its own, data_augmented/
+  layer copy [copy]          another student: half the teacher's layers at its width (COPY_STUDENTS: MPNet 6x768,
+                             66M, about 2x faster than the teacher; MiniLM 3x384), started by `--init_from_teacher`
+                             (DistilBERT's recipe: the teacher's embeddings and its layers g(m) = 2m copied), then
+                             both task-distillation stages over the same layer map, at the teacher's learning rate
+                             and in its dtype (a pretrained 768-wide stack, not random layers)
+  layer copy + augmentation [copy_augmented]
+                             the layer copy trained on the augmented data, as TinyBERT + augmentation is
 
 The general-distilled student is made here too, from all the news articles (about 2.7M tokens), starting from the
 teacher's projected embeddings (`run_pretraining.py --init_embeddings_from_teacher`, an addition to the paper's
@@ -66,6 +73,7 @@ anything.
 """
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -83,13 +91,16 @@ TEACHERS = {
     "minilm": ("MiniLM-L6-H384", assets.minilm_dir, "configs/tinybert_4l_312.json", ""),
     "mpnet": ("all-mpnet-base-v2", assets.mpnet_dir, "configs/mpnet_4l_312.json", "_mpnet"),
 }
+# Per teacher: the equal-width student of the layer-copy rows (half the teacher's layers).
+COPY_STUDENTS = {"minilm": "configs/minilm_3l_384.json", "mpnet": "configs/mpnet_6l_768.json"}
 DEFAULT_TASKS = {"minilm": "rotten_tomatoes,bbc_news", "mpnet": "rotten_tomatoes,bbc_news"}
 
 # SCALES[scale][teacher]: task_examples caps each split (None: all; for SORTED_TASKS a cap takes a seeded random
 # subset); seq per task; teacher (epochs, learning rate) per task, with its dtype and progress
 # interval; general: the general-distillation run; epochs: the rows without task distillation; intermediate and
-# prediction epochs: the two task-distillation stages; cache: --cache_teacher_outputs per task; augment_copies:
-# augment_data.py --num_augmented.
+# prediction epochs: the two task-distillation stages; cache: --cache_teacher_outputs per task (copy_cache: for the
+# layer-copy rows, whose 6 mapped 768-wide layers take about 1.1 MB a row at seq 64 and 3.7 MB at seq 128);
+# augment_copies: augment_data.py --num_augmented.
 SCALES = {
     "medium": {
         "minilm": {"task_examples": {"rotten_tomatoes": 2000, "bbc_news": 1000},
@@ -98,7 +109,8 @@ SCALES = {
                    "teacher_dtype": None, "teacher_steps_per_loop": 20,
                    "general": {"steps": 600, "batch": 32, "seq": 128, "learning_rate": 3e-4, "dtype": None},
                    "epochs": 6, "intermediate_epochs": 3, "prediction_epochs": 3, "batch": 32,
-                   "cache": {"rotten_tomatoes": "all", "bbc_news": "all"}, "augment_copies": 4},
+                   "cache": {"rotten_tomatoes": "all", "bbc_news": "all"},
+                   "copy_cache": {"rotten_tomatoes": "all", "bbc_news": "all"}, "augment_copies": 4},
         "mpnet": {"task_examples": {"rotten_tomatoes": 2000, "bbc_news": 1000, "imdb_reviews": 2000},
                   "seq": {"rotten_tomatoes": 64, "bbc_news": 64, "imdb_reviews": 128},
                   "teacher": {"rotten_tomatoes": (3, 3e-5), "bbc_news": (3, 3e-5), "imdb_reviews": (2, 3e-5)},
@@ -106,6 +118,7 @@ SCALES = {
                   "general": {"steps": 400, "batch": 32, "seq": 64, "learning_rate": 3e-4, "dtype": "bfloat16"},
                   "epochs": 6, "intermediate_epochs": 3, "prediction_epochs": 3, "batch": 32,
                   "cache": {"rotten_tomatoes": "all", "bbc_news": "all", "imdb_reviews": "all"},
+                  "copy_cache": {"rotten_tomatoes": "all", "bbc_news": "all", "imdb_reviews": "logits"},
                   "augment_copies": 4},
     },
 }
@@ -121,16 +134,19 @@ SCALES["full"] = {
                   seq={"rotten_tomatoes": 128, "bbc_news": 256, "imdb_reviews": 256},
                   teacher={"rotten_tomatoes": (3, 2e-5), "bbc_news": (3, 2e-5), "imdb_reviews": (2, 2e-5)},
                   general={"steps": 20000, "batch": 32, "seq": 128, "learning_rate": 1e-4, "dtype": "bfloat16"},
-                  cache={"rotten_tomatoes": "logits", "bbc_news": "logits", "imdb_reviews": "logits"}),
+                  cache={"rotten_tomatoes": "logits", "bbc_news": "logits", "imdb_reviews": "logits"},
+                  copy_cache={"rotten_tomatoes": "logits", "bbc_news": "logits", "imdb_reviews": "logits"}),
 }
 # Row name -> short key, which also names its run folders <task>/<key>_seed<N> (and <task>/teacher).
 ROW_KEYS = {"teacher": "teacher", "no distillation": "no", "Hinton KD": "hinton", "task KD": "task",
             "task KD, stage 2 as long as alone": "task_long",
             "TinyBERT (general + task)": "tinybert", "init from teacher": "init_from_teacher",
-            "TinyBERT + augmentation": "tinybert_augmented"}
+            "TinyBERT + augmentation": "tinybert_augmented", "layer copy": "copy",
+            "layer copy + augmentation": "copy_augmented"}
 ROWS = tuple(ROW_KEYS)
 DEFAULT_ROWS = ("teacher", "no distillation", "Hinton KD", "task KD", "TinyBERT (general + task)")
 GENERAL_ROWS = ("TinyBERT (general + task)", "TinyBERT + augmentation")
+COPY_ROWS = ("layer copy", "layer copy + augmentation")
 STUDENT_LEARNING_RATE = 5e-4
 # Their files are sorted by class: a cap on the examples takes a seeded random subset (--sample_examples).
 SORTED_TASKS = ("bbc_news", "imdb_reviews")
@@ -269,29 +285,32 @@ def pruning(step):
 
 
 def general_pooling(general_student):
-  """What `--pooling=auto` reads from the general student: the pooling its run recorded in its config.json (`mean`
-  since run_pretraining.py records it), else the first token (general students made before that)."""
+  """What `--pooling=auto` reads from a run a student starts from (the general student, or the fine-tuned teacher of
+  a layer copy): the pooling the run recorded in its config.json (`mean` for a general student since
+  run_pretraining.py records it), else the first token (general students made before that)."""
   found = cli.recorded_pooling(general_student) if general_student and os.path.isdir(general_student) else None
   return found[0] if found else "first_token"
 
 
-def row_pooling(row, pooling, general="first_token"):
+def row_pooling(row, pooling, general="first_token", teacher="first_token"):
   """What the student's head reads in `row` under `--pooling`: `auto` resolves as run_finetuning.py does for this
-  table's students (narrower than the teacher): `general` (`general_pooling`) from the general student, else the
-  mean."""
+  table's students: `general` (`general_pooling`) from the general student, `teacher` (what the fine-tuned teacher
+  recorded) for a layer copy of it, else (random layers) the mean."""
   if pooling != "auto":
     return pooling
-  return general if row in GENERAL_ROWS else "mean"
+  return general if row in GENERAL_ROWS else teacher if row in COPY_ROWS else "mean"
 
 
-def run_key(row, pooling, general="first_token"):
+def run_key(row, pooling, general="first_token", teacher="first_token"):
   """The run folders' stem of `row`: its short key, plus `_mean` when its head reads the mean."""
-  return ROW_KEYS[row] + ("_mean" if row_pooling(row, pooling, general) == "mean" else "")
+  return ROW_KEYS[row] + ("_mean" if row_pooling(row, pooling, general, teacher) == "mean" else "")
 
 
 def run_task(task, seeds, settings, out, general_student, teacher_dir, student_config, layer_map, threads, rows,
-             step, pooling="auto"):
+             step, pooling="auto", copy=None):
   """Runs the selected rows of `task` (the steps skip what is done); returns the finished runs' results.
+
+  `copy` is (config path, layer map) of the layer-copy rows' student.
 
   Returns:
     {"metric": the primary metric, "scores": {row: [(dev, test), ...]}, "minutes": {row: [minutes, ...]},
@@ -317,6 +336,10 @@ def run_task(task, seeds, settings, out, general_student, teacher_dir, student_c
                  layer_map=layer_map, cache_teacher_outputs=settings["cache"][task],
                  teacher_cache_dir=os.path.join(task_dir, "teacher_cache"))
   stages = {"intermediate_epochs": settings["intermediate_epochs"], "prediction_epochs": settings["prediction_epochs"]}
+  augmented = functools.cache(lambda: _augment(task, settings, task_dir, teacher_dir, step))
+  copied = None if copy is None else dict(
+      distill, config_path=copy[0], layer_map=copy[1], init_from_teacher=True, learning_rate=settings["teacher"][task][1],
+      cache_teacher_outputs=settings["copy_cache"][task], dtype=settings["teacher_dtype"], **stages)
   runs = {
       "no distillation": lambda: dict(student, epochs=settings["epochs"]),
       "Hinton KD": lambda: dict(distill, distill_stage="prediction", prediction_epochs=settings["epochs"]),
@@ -325,19 +348,21 @@ def run_task(task, seeds, settings, out, general_student, teacher_dir, student_c
       "TinyBERT (general + task)": lambda: dict(distill, ckpt_path=general_student, **stages),
       "init from teacher": lambda: dict(distill, init_from_teacher=True, **stages),
       "TinyBERT + augmentation": lambda: dict(distill, ckpt_path=general_student, augmented_data=True, **stages,
-                                              data_dir=_augment(task, settings, task_dir, teacher_dir, step)),
+                                              data_dir=augmented()),
+      "layer copy": lambda: copied,
+      "layer copy + augmentation": lambda: dict(copied, augmented_data=True, data_dir=augmented()),
   }
   # Made once per row: the augmentation row prepares its data here, before any run.
   args_of = {row: make_args() for row, make_args in runs.items() if row in rows}
-  general = general_pooling(general_student)
+  general, taught = general_pooling(general_student), general_pooling(teacher)
   for seed in seeds:  # Seed by seed, so that a first complete table comes early.
     for row, args in args_of.items():
-      folder = os.path.join(task_dir, f"{run_key(row, pooling, general)}_seed{seed}")
+      folder = os.path.join(task_dir, f"{run_key(row, pooling, general, taught)}_seed{seed}")
       step(f"{task}: {row}, seed {seed}", "run_finetuning.py",
-           dict(args, output_dir=folder, seed=seed, pooling=row_pooling(row, pooling, general)),
+           dict(args, output_dir=folder, seed=seed, pooling=row_pooling(row, pooling, general, taught)),
            os.path.join(folder, "training_summary.json"))
   result = {"metric": _metric(data), "scores": {}, "minutes": {}, "seeds": {}}
-  found = {row: finished_runs(task_dir, run_key(row, pooling, general)) for row in runs}
+  found = {row: finished_runs(task_dir, run_key(row, pooling, general, taught)) for row in runs}
   if os.path.exists(os.path.join(teacher, "eval_results.json")):
     found = {"teacher": {TEACHER_SEED: teacher}} | found
   for row, by_seed in found.items():
@@ -497,6 +522,9 @@ def main(argv=None):
   teacher_config = os.path.join(teacher_dir, "config.json")
   layer_map = ",".join(map(str, pipeline.spread_layer_map(load_config(teacher_config).num_hidden_layers,
                                                           load_config(student_config).num_hidden_layers)))
+  copy_config = os.path.join(ROOT, COPY_STUDENTS[args.teacher])
+  copy_layer_map = ",".join(map(str, pipeline.spread_layer_map(load_config(teacher_config).num_hidden_layers,
+                                                               load_config(copy_config).num_hidden_layers)))
   step = _report_step if args.report_only else pipeline.run_step
   if args.prune_checkpoints and not args.report_only:
     step = pruning(step)
@@ -505,12 +533,14 @@ def main(argv=None):
   if not args.report_only and any(row in rows for row in GENERAL_ROWS):
     run_general(settings, out, teacher_name, teacher_dir, student_config, layer_map, threads, step)
   results = {task: run_task(task, seeds, settings, out, general_student, teacher_dir, student_config, layer_map,
-                            threads, rows, step, args.pooling)
+                            threads, rows, step, args.pooling, copy=(copy_config, copy_layer_map))
              for task in tasks}
-  params = {row: pipeline.encoder_params(student_config) for row in ROWS}
+  params = {row: pipeline.encoder_params(copy_config if row in COPY_ROWS else student_config) for row in ROWS}
   params["teacher"] = pipeline.encoder_params(teacher_config)
   title = (f"Teacher {teacher_name} ({params['teacher'] / 1e6:.1f}M) -> student "
-           f"{os.path.relpath(student_config, ROOT)} ({params['no distillation'] / 1e6:.1f}M), layer map {layer_map}")
+           f"{os.path.relpath(student_config, ROOT)} ({params['no distillation'] / 1e6:.1f}M), layer map {layer_map}; "
+           f"layer copy {os.path.relpath(copy_config, ROOT)} ({params['layer copy'] / 1e6:.1f}M), layer map "
+           f"{copy_layer_map}")
   table = format_table(results, params)
   general_note, general_minutes = "", None
   general_summary = os.path.join(general_student, "training_summary.json")
@@ -537,7 +567,8 @@ def main(argv=None):
   files.write_json(stem + ".json", {
       "teacher": teacher_name, "teacher_dir": teacher_dir, "student_config": os.path.relpath(student_config, ROOT),
       "params": params, "scale": args.scale, "settings": settings, "student_learning_rate": STUDENT_LEARNING_RATE,
-      "layer_map": layer_map, "general_minutes": general_minutes, "tasks": results})
+      "layer_map": layer_map, "copy_student_config": os.path.relpath(copy_config, ROOT),
+      "copy_layer_map": copy_layer_map, "general_minutes": general_minutes, "tasks": results})
   plot(results, stem + ".png", title)
 
 

@@ -169,7 +169,8 @@ def test_mpnet_skips_the_hand_run_steps_and_finished_runs(bench):
 
   report = (bench.results / "tinybert_table_mpnet_auto.md").read_text()
   assert report.startswith("Teacher all-mpnet-base-v2 (109.5M) -> student configs/mpnet_4l_312.json (14.5M), "
-                           "layer map 3,6,9,12\n")
+                           "layer map 3,6,9,12; layer copy configs/mpnet_6l_768.json (14.5M), layer map "
+                           "2,4,6,8,10,12\n")
   quality, compute = report.split("Training time")
   rows = {line.split(" | ")[0].strip("| "): line for line in quality.splitlines() if line.startswith("| ")}
   assert rows["teacher"] == "| teacher | 109.5M | 0.8800 | 0.8600 | 100.0% / 100.0% |"
@@ -201,6 +202,51 @@ def test_auto_follows_the_pooling_the_general_student_recorded(bench):
   assert os.path.basename(flags["output_dir"]) == "tinybert_mean_seed1" and flags["pooling"] == "mean"
   assert table.general_pooling(str(out / "general_student")) == "mean"
   assert table.general_pooling(str(out / "nowhere")) == "first_token"
+
+
+def test_layer_copy_rows_start_the_wide_student_from_the_teacher(bench, monkeypatch):
+  """Half the teacher's layers at its width, --init_from_teacher, its own layer map, cache and dtype; under auto its
+  head reads what the fine-tuned teacher recorded; both augmented rows share one augmentation."""
+  params = {"mpnet_6l_768.json": 66_000_000, "mpnet_4l_312.json": 14_400_000, "config.json": 109_486_464}
+  monkeypatch.setattr(table.pipeline, "encoder_params", lambda path: params[os.path.basename(path)])
+  for _, _, done in _mpnet_steps(bench).values():  # the general student is made (and the rest of these)
+    _write(bench.root / done, {"global_step": 400, "batch_size": 32, "final_losses": {"total": 3.0}, "seconds": 60})
+  out = bench.out / "medium_mpnet"
+  for task in ("rotten_tomatoes", "imdb_reviews"):
+    _write(out / task / "data" / "meta.json", {"primary_metric": "accuracy"})
+    _write(out / task / "teacher" / "training_summary.json", {})
+    _write(out / task / "teacher" / "config.json", dict(MPNET, pooling="first_token"))  # as run_finetuning.py writes
+  _main(bench, "--teacher", "mpnet", "--seeds", "1", "--rows", "tinybert_augmented,copy,copy_augmented",
+        "--tasks", "rotten_tomatoes,imdb_reviews")
+  scripts = [script for script, _ in bench.calls]
+  assert scripts.count("prepare_dataset/augment_data.py") == 2  # once per task
+  runs = {os.path.relpath(flags["output_dir"], out): flags for script, flags in bench.calls
+          if script == "run_finetuning.py"}
+  assert list(runs) == [f"{task}/{key}_seed1" for task in ("rotten_tomatoes", "imdb_reviews")
+                        for key in ("tinybert_augmented", "copy", "copy_augmented")]
+  rt = str(out / "rotten_tomatoes")
+  copy = runs["rotten_tomatoes/copy_seed1"]
+  assert copy["config_path"] == os.path.join(table.ROOT, "configs", "mpnet_6l_768.json")
+  assert (copy["layer_map"], copy["init_from_teacher"], copy["teacher_ckpt_path"]) == (
+      "2,4,6,8,10,12", "true", f"{rt}/teacher")
+  assert (copy["cache_teacher_outputs"], copy["dtype"], copy["pooling"]) == ("all", "bfloat16", "first_token")
+  assert (copy["intermediate_epochs"], copy["prediction_epochs"], copy["data_dir"]) == ("3", "3", f"{rt}/data")
+  assert copy["learning_rate"] == "3e-05" and "ckpt_path" not in copy  # the teacher's, not the random students' 5e-4
+  augmented = runs["rotten_tomatoes/copy_augmented_seed1"]
+  assert augmented == dict(copy, augmented_data="true", data_dir=f"{rt}/data_augmented",
+                           output_dir=f"{rt}/copy_augmented_seed1")
+  assert runs["rotten_tomatoes/tinybert_augmented_seed1"]["data_dir"] == f"{rt}/data_augmented"
+  assert runs["imdb_reviews/copy_seed1"]["cache_teacher_outputs"] == "logits"  # 3.7 MB a row at seq 128
+  assert runs["imdb_reviews/tinybert_augmented_seed1"]["cache_teacher_outputs"] == "all"
+
+  _write_run(out / "rotten_tomatoes" / "copy_seed1", 0.85, 0.86)
+  _main(bench, "--teacher", "mpnet", "--rows", "copy", "--tasks", "rotten_tomatoes", "--report_only")
+  report = (bench.results / "tinybert_table_mpnet_auto.md").read_text()
+  assert "layer copy configs/mpnet_6l_768.json (66.0M), layer map 2,4,6,8,10,12" in report.splitlines()[0]
+  assert "| layer copy | 66.0M | 0.8500 (n=1) | 0.8600 | n/a |" in report  # no finished teacher run here
+  assert "| TinyBERT + augmentation | 14.4M |" in report
+  saved = json.loads((bench.results / "tinybert_table_mpnet_auto.json").read_text())
+  assert (saved["copy_student_config"], saved["copy_layer_map"]) == ("configs/mpnet_6l_768.json", "2,4,6,8,10,12")
 
 
 def test_report_only_starts_nothing(bench):
