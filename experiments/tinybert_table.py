@@ -33,7 +33,7 @@ default, the others only when named):
                              copies of each example (prepare_dataset/augment_data.py, GloVe candidates), learnt from
                              the teacher only (`--augmented_data`); its data is a folder of its own, data_augmented/
   layer copy [copy]          another student: half the teacher's layers at its width (COPY_STUDENTS: MPNet 6x768,
-                             66M, about 2x faster than the teacher; MiniLM 3x384), started by `--init_from_teacher`
+                             67M, about 2x faster than the teacher; MiniLM 3x384), started by `--init_from_teacher`
                              (DistilBERT's recipe: the teacher's embeddings and its layers g(m) = 2m copied), then
                              both task-distillation stages over the same layer map, at the teacher's learning rate
                              and in its dtype (a pretrained 768-wide stack, not random layers)
@@ -520,11 +520,11 @@ def main(argv=None):
   threads = {"intra_op_threads": args.intra_op_threads or None, "inter_op_threads": args.inter_op_threads or None}
   teacher_dir = teacher_folder()
   teacher_config = os.path.join(teacher_dir, "config.json")
-  layer_map = ",".join(map(str, pipeline.spread_layer_map(load_config(teacher_config).num_hidden_layers,
-                                                          load_config(student_config).num_hidden_layers)))
+  teacher_layers = load_config(teacher_config).num_hidden_layers
   copy_config = os.path.join(ROOT, COPY_STUDENTS[args.teacher])
-  copy_layer_map = ",".join(map(str, pipeline.spread_layer_map(load_config(teacher_config).num_hidden_layers,
-                                                               load_config(copy_config).num_hidden_layers)))
+  layer_map, copy_layer_map = (
+      ",".join(map(str, pipeline.spread_layer_map(teacher_layers, load_config(config).num_hidden_layers)))
+      for config in (student_config, copy_config))
   step = _report_step if args.report_only else pipeline.run_step
   if args.prune_checkpoints and not args.report_only:
     step = pruning(step)
