@@ -68,8 +68,9 @@ best checkpoint; `--prune_checkpoints` deletes its resume checkpoints once it ha
 
 Results go to experiments/results/tinybert_table.{md,json,png} (MiniLM) or tinybert_table_mpnet.{md,json,png},
 with `_<pooling>` added to the name unless `--pooling first_token` (`--results_dir` changes the folder). The table
-holds every finished run of the selected tasks, all seeds found on disk; `--report_only` rebuilds it without running
-anything.
+holds every finished run of the selected tasks, all seeds found on disk, and keeps the runs an earlier results file
+recorded whose folders are gone (a run on disk wins; `--forget_recorded` drops them): seeds run in another output
+folder or on another machine join the table. `--report_only` rebuilds it without running anything.
 """
 
 import argparse
@@ -373,6 +374,39 @@ def run_task(task, seeds, settings, out, general_student, teacher_dir, student_c
   return result
 
 
+def keep_recorded_runs(results, recorded):
+  """Adds to `results` the runs an earlier results file recorded whose folders are no longer on disk.
+
+  A run on disk wins over the recorded run of the same row and seed (the teacher is seed 1). So the table survives
+  a deleted or new output folder, and seeds run on another machine join the ones recorded before.
+
+  Args:
+    results: {task: run_task's result}, changed in place.
+    recorded: the `tasks` entry of the earlier results JSON.
+
+  Returns:
+    {task: {row: [seed, ...]}} of the runs taken from `recorded`.
+  """
+  kept = {}
+  for task, result in results.items():
+    earlier = recorded.get(task, {})
+    for row, seeds in earlier.get("seeds", {}).items():
+      if row not in ROWS:
+        continue
+      on_disk = set(result["seeds"].get(row, []))
+      runs = [(seed, tuple(score), minutes) for seed, score, minutes
+              in zip(seeds, earlier["scores"][row], earlier["minutes"][row]) if seed not in on_disk]
+      if not runs:
+        continue
+      kept.setdefault(task, {})[row] = [seed for seed, _, _ in runs]
+      merged = sorted(list(zip(result["seeds"].get(row, []), result["scores"].get(row, []),
+                               result["minutes"].get(row, []))) + runs, key=lambda run: run[0])
+      result["seeds"][row] = [seed for seed, _, _ in merged]
+      result["scores"][row] = [score for _, score, _ in merged]
+      result["minutes"][row] = [minutes for _, _, minutes in merged]
+  return kept
+
+
 def _metric(data):
   meta = os.path.join(data, "meta.json")
   if not os.path.exists(meta):
@@ -484,6 +518,9 @@ def parse_args(argv=None):
   parser.add_argument("--prune_checkpoints", action="store_true",
                       help="once a training run has finished, delete its resume checkpoints (checkpoints/ and "
                       "intermediate/checkpoints/; best/ and the results stay): an MPNet teacher's are 1.3 GB each")
+  parser.add_argument("--forget_recorded", action="store_true",
+                      help="build the table from the runs on disk only; by default, runs the results file recorded "
+                      "earlier whose folders are gone (a deleted or another output folder) stay in the table")
   parser.add_argument("--pooling", choices=("auto", "first_token", "mean"), default="auto",
                       help="run_finetuning.py's --pooling for the student rows; auto: mean for the rows that start "
                       "from random weights; from the general student, the pooling its config.json records (mean), "
@@ -535,6 +572,11 @@ def main(argv=None):
   results = {task: run_task(task, seeds, settings, out, general_student, teacher_dir, student_config, layer_map,
                             threads, rows, step, args.pooling, copy=(copy_config, copy_layer_map))
              for task in tasks}
+  stem = os.path.join(args.results_dir, results_stem(args.teacher, args.pooling))
+  kept = {}
+  if not args.forget_recorded and os.path.exists(stem + ".json"):
+    with open(stem + ".json") as f:
+      kept = keep_recorded_runs(results, json.load(f).get("tasks", {}))
   params = {row: pipeline.encoder_params(copy_config if row in COPY_ROWS else student_config) for row in ROWS}
   params["teacher"] = pipeline.encoder_params(teacher_config)
   title = (f"Teacher {teacher_name} ({params['teacher'] / 1e6:.1f}M) -> student "
@@ -557,10 +599,13 @@ def main(argv=None):
           f"Command: `python3 experiments/tinybert_table.py --teacher {args.teacher} --scale {args.scale} "
           f"--seeds {args.seeds} --tasks {','.join(tasks)} --rows {','.join(ROW_KEYS[r] for r in rows)}"
           f"{'' if args.pooling == 'auto' else f' --pooling {args.pooling}'}`.")
+  if kept:
+    note += (" Runs recorded by the results file before and no longer on disk, kept: " + "; ".join(
+        f"{task}: " + ", ".join(f"{row} seed {', '.join(map(str, seeds))}" for row, seeds in rows_kept.items())
+        for task, rows_kept in kept.items()) + ".")
   compute = format_compute(results, general_minutes)
   report = f"{title}\n\n{table}\n\n{note}\n\nTraining time (wall clock, from training_summary.json):\n\n{compute}\n"
   print("\n" + report)
-  stem = os.path.join(args.results_dir, results_stem(args.teacher, args.pooling))
   os.makedirs(args.results_dir, exist_ok=True)
   with files.atomic_path(stem + ".md") as tmp, open(tmp, "w") as f:
     f.write(report)
@@ -568,7 +613,8 @@ def main(argv=None):
       "teacher": teacher_name, "teacher_dir": teacher_dir, "student_config": os.path.relpath(student_config, ROOT),
       "params": params, "scale": args.scale, "settings": settings, "student_learning_rate": STUDENT_LEARNING_RATE,
       "layer_map": layer_map, "copy_student_config": os.path.relpath(copy_config, ROOT),
-      "copy_layer_map": copy_layer_map, "general_minutes": general_minutes, "tasks": results})
+      "copy_layer_map": copy_layer_map, "general_minutes": general_minutes, "tasks": results,
+      "kept_from_results_file": kept})
   plot(results, stem + ".png", title)
 
 

@@ -256,6 +256,39 @@ def test_report_only_starts_nothing(bench):
       bench.results / "tinybert_table_mpnet_auto.md").read_text()
 
 
+def test_runs_recorded_earlier_stay_in_the_table_unless_on_disk_or_forgotten(bench):
+  task_dir = bench.out / "medium_mpnet" / "rotten_tomatoes"
+  _write_run(task_dir / "teacher", 0.88, 0.87, seconds=600)
+  _write_run(task_dir / f"{table.run_key('no distillation', 'mean')}_seed2", 0.72, 0.73, seconds=120)
+  recorded = {"rotten_tomatoes": {"metric": "accuracy", "seeds": {"teacher": [1], "no distillation": [1, 2],
+                                                                   "retired row": [1]},
+                                  "scores": {"teacher": [[0.90, 0.88]], "no distillation": [[0.70, 0.71], [0.5, 0.5]],
+                                             "retired row": [[0.1, 0.1]]},
+                                  "minutes": {"teacher": [30.0], "no distillation": [10.0, 11.0],
+                                              "retired row": [1.0]}},
+              "bbc_news": {"metric": "accuracy", "seeds": {"teacher": [1]}, "scores": {"teacher": [[0.97, 0.96]]},
+                           "minutes": {"teacher": [14.0]}}}
+  _write(bench.results / "tinybert_table_mpnet_mean.json", {"tasks": recorded})
+  args = ("--teacher", "mpnet", "--pooling", "mean", "--tasks", "rotten_tomatoes", "--rows", "no", "--report_only")
+  _main(bench, *args)
+  saved = json.loads((bench.results / "tinybert_table_mpnet_mean.json").read_text())
+  rt = saved["tasks"]["rotten_tomatoes"]
+  assert rt["seeds"] == {"teacher": [1], "no distillation": [1, 2]}
+  assert rt["scores"]["teacher"] == [[0.88, 0.87]]  # the teacher on disk wins over the recorded one
+  assert rt["scores"]["no distillation"] == [[0.70, 0.71], [0.72, 0.73]]  # seed 1 recorded, seed 2 from disk
+  assert rt["minutes"]["no distillation"] == [10.0, 2.0]
+  assert saved["kept_from_results_file"] == {"rotten_tomatoes": {"no distillation": [1]}}
+  assert "bbc_news" not in saved["tasks"]  # only the selected tasks are in the table
+  report = (bench.results / "tinybert_table_mpnet_mean.md").read_text()
+  assert "| no distillation | 14.5M | 0.7100 ± 0.0141 (n=2) | 0.7200 ± 0.0141 |" in report
+  assert "no longer on disk, kept: rotten_tomatoes: no distillation seed 1." in report
+  _main(bench, *args, "--forget_recorded")
+  saved = json.loads((bench.results / "tinybert_table_mpnet_mean.json").read_text())
+  assert saved["tasks"]["rotten_tomatoes"]["seeds"] == {"teacher": [1], "no distillation": [2]}
+  assert saved["kept_from_results_file"] == {}
+  assert "no longer on disk" not in (bench.results / "tinybert_table_mpnet_mean.md").read_text()
+
+
 def test_minilm_keeps_its_layout_tasks_and_settings(bench):
   out = bench.out / "medium"
   for task in ("rotten_tomatoes", "bbc_news"):  # data and teacher done: the student rows are what is left
