@@ -364,7 +364,8 @@ def run_task(task, seeds, settings, out, general_student, teacher_dir, student_c
            os.path.join(folder, "training_summary.json"))
   result = {"metric": _metric(data), "scores": {}, "minutes": {}, "seeds": {}}
   found = {row: finished_runs(task_dir, run_key(row, pooling, general, taught)) for row in runs}
-  if os.path.exists(os.path.join(teacher, "eval_results.json")):
+  if all(os.path.exists(os.path.join(teacher, name)) for name in ("training_summary.json", "eval_results.json")):
+    # Finished: a teacher still training has written its epochs' eval_results.json only.
     found = {"teacher": {TEACHER_SEED: teacher}} | found
   for row, by_seed in found.items():
     if by_seed:

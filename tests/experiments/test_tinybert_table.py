@@ -289,6 +289,16 @@ def test_runs_recorded_earlier_stay_in_the_table_unless_on_disk_or_forgotten(ben
   assert "no longer on disk" not in (bench.results / "tinybert_table_mpnet_mean.md").read_text()
 
 
+def test_a_teacher_still_training_is_left_out_of_the_table(bench):
+  task_dir = bench.out / "medium_mpnet" / "rotten_tomatoes"
+  _write(task_dir / "teacher" / "eval_results.json", {"primary_metric": "accuracy", "epochs": [{"accuracy": 0.8}]})
+  _write_run(task_dir / f"{table.run_key('no distillation', 'mean')}_seed1", 0.72, 0.73)
+  _main(bench, "--teacher", "mpnet", "--pooling", "mean", "--tasks", "rotten_tomatoes", "--rows", "no",
+        "--report_only")
+  saved = json.loads((bench.results / "tinybert_table_mpnet_mean.json").read_text())
+  assert saved["tasks"]["rotten_tomatoes"]["seeds"] == {"no distillation": [1]}
+
+
 def test_minilm_keeps_its_layout_tasks_and_settings(bench):
   out = bench.out / "medium"
   for task in ("rotten_tomatoes", "bbc_news"):  # data and teacher done: the student rows are what is left
