@@ -257,14 +257,17 @@ def test_student_config_has_other_heads_than_the_teacher_and_only_minilmv2_takes
 
 def test_waiting_step_waits_for_a_process_writing_the_same_output(tmp_path, capsys):
   target = tmp_path / "teacher"
-  other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)", "--output_dir=teacher"],
-                           cwd=tmp_path)  # A relative path, resolved against the process's folder.
+  release = tmp_path / "release"  # The other process runs until the test lets it go, however loaded the machine.
+  other = subprocess.Popen(
+      [sys.executable, "-c", f"import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.05)",
+       "--output_dir=teacher"], cwd=tmp_path)  # A relative path, resolved against the process's folder.
   try:
-    deadline = time.time() + 5
+    deadline = time.time() + 30
     while other.pid not in rt.other_writers(str(target)) and time.time() < deadline:
       time.sleep(0.05)
     assert rt.other_writers(str(target)) == [other.pid]
     assert rt.other_writers(str(tmp_path / "elsewhere")) == []
+    release.touch()
     started = []
     step = rt.waiting_step(lambda *args: started.append((args, other.poll())) or True, poll_seconds=0.1)
     assert step("t", "run_finetuning.py", {"output_dir": str(target)}, "done") is True
