@@ -594,14 +594,15 @@ def main(argv=None):
     general_note = (f" The general-distilled student had {summary['global_step']} steps of "
                     f"{summary['batch_size']} sequences (final loss {summary['final_losses']['total']:.2f}).")
   found = sorted({seed for r in results.values() for row, s in r["seeds"].items() if row != "teacher" for seed in s})
-  note = (f"Scale `{args.scale}`; student rows over the seeds found on disk, {found} (the teacher is one run, seed "
+  note = (f"Scale `{args.scale}`; student rows over the seeds in the table, {found} (the teacher is one run, seed "
           f"{TEACHER_SEED}).{general_note} "
           f"{'Rebuilt from the finished runs' if args.report_only else f'{(time.time() - start) / 60:.0f} min'}. "
           f"Command: `python3 experiments/tinybert_table.py --teacher {args.teacher} --scale {args.scale} "
           f"--seeds {args.seeds} --tasks {','.join(tasks)} --rows {','.join(ROW_KEYS[r] for r in rows)}"
           f"{'' if args.pooling == 'auto' else f' --pooling {args.pooling}'}`.")
   if kept:
-    note += (" Runs recorded by the results file before and no longer on disk, kept: " + "; ".join(
+    note += (" The general student described here and its minutes below are the one on disk; kept runs may come from"
+             " another. Runs recorded by the results file before and no longer on disk, kept: " + "; ".join(
         f"{task}: " + ", ".join(f"{row} seed {', '.join(map(str, seeds))}" for row, seeds in rows_kept.items())
         for task, rows_kept in kept.items()) + ".")
   compute = format_compute(results, general_minutes)
